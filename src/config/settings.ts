@@ -1,0 +1,182 @@
+/**
+ * Every setting osstest reads: the single source of defaults and of their documentation.
+ * `osstest config show` and standalone.config.example are checked against this table, so a
+ * setting added in code without an entry here shows up as undocumented in tests.
+ */
+
+export interface Setting {
+  /** The name, or for a family a pattern with `<placeholders>`, e.g. `Tree_<tree>`. */
+  name: string;
+  default?: string;
+  /** One or two lines for people. */
+  doc: string;
+  /** The name is a pattern: many settings share the entry. */
+  family?: true;
+}
+
+export const SETTINGS: ReadonlyArray<Setting> = [
+  // Where state lives.
+  {
+    name: 'JobDB',
+    default: 'Standalone',
+    doc: 'Where flights, jobs, steps and hosts are kept: Standalone (a sqlite file, see StandaloneDb) or Executive (PostgreSQL, see ExecutiveDbConnection).',
+  },
+  {
+    name: 'StandaloneDb',
+    default: 'standalone.db',
+    doc: 'The sqlite database file used when JobDB is Standalone.',
+  },
+  {
+    name: 'ExecutiveDbConnection',
+    doc: 'PostgreSQL connection string used when JobDB is Executive, e.g. postgresql://osstest@localhost/osstest.',
+  },
+  {
+    name: 'Logs',
+    default: 'logs',
+    doc: 'Directory of step logs: <Logs>/<flight>/<job>/<stepno>.<testcase>.log.',
+  },
+  {
+    name: 'Stash',
+    default: 'logs',
+    doc: 'Directory of job outputs (build tarballs, captured files): <Stash>/<flight>/<job>/.',
+  },
+  {
+    name: 'Results',
+    default: 'results',
+    doc: 'Directory where reports (HTML pages, email text, JUnit XML) are written.',
+  },
+  {
+    name: 'Images',
+    default: 'images',
+    doc: 'Directory of installer kernels, initramfs and root filesystem images.',
+  },
+  { name: 'Repos', default: 'repos', doc: 'Directory of cached git clones of the trees under test.' },
+  {
+    name: 'TestHostKeypairPath',
+    default: '.osstest/id_ed25519',
+    doc: 'Private key osstest uses to ssh to test hosts (the public key is the same path plus .pub); standalone-reset creates it.',
+  },
+
+  // Test hosts.
+  {
+    name: 'TestHost',
+    doc: 'The host a job uses for its `host` ident, instead of picking a free host by flags.',
+  },
+  {
+    name: 'TestHost_<ident>',
+    family: true,
+    doc: 'The host a job uses for another ident, e.g. TestHost_src_host and TestHost_dst_host for a pair test.',
+  },
+  {
+    name: 'HostProp_<Prop>',
+    family: true,
+    doc: 'A property for every host, used when neither HostProp_<host>_<Prop> nor the host database sets it.',
+  },
+  {
+    name: 'HostProp_<host>_<Prop>',
+    family: true,
+    doc: 'A property of one host; beats the host database. Characters other than letters, digits and _ in the host name are written as _.',
+  },
+  {
+    name: 'HostProp_Workdir',
+    default: '/var/tmp/osstest',
+    doc: 'Host property: directory on the host where testcases unpack builds and work.',
+  },
+  {
+    name: 'HostProp_Ip',
+    doc: 'Host property: address to reach the host at (default: the host database, else its name).',
+  },
+  { name: 'HostProp_SshPort', doc: 'Host property: ssh port of the host (default: SshPort).' },
+  { name: 'HostProp_SshUser', doc: 'Host property: user to log in to the host as (default: SshUser).' },
+  {
+    name: 'HostFlags',
+    doc: 'Flags added to every host (comma or space separated); !flag removes a flag the host database gives.',
+  },
+  {
+    name: 'HostFlags_<host>',
+    family: true,
+    doc: 'Flags added to (or with !flag removed from) one host; applied after HostFlags.',
+  },
+  { name: 'SshUser', default: 'root', doc: 'User osstest logs in to test hosts as.' },
+  { name: 'SshPort', default: '22', doc: 'Port of sshd on test hosts.' },
+  { name: 'SshConnectTimeout', default: '30', doc: 'Seconds to wait for an ssh connection to a host.' },
+
+  // Running jobs.
+  {
+    name: 'DefaultBranch',
+    default: 'demo',
+    doc: 'The branch standalone-reset makes its flight for when none is given.',
+  },
+  {
+    name: 'FlightFamily_<branch>',
+    family: true,
+    doc: 'The flight family (a file in flights/) for a branch whose name does not say it.',
+  },
+  {
+    name: 'StepTimeout',
+    default: '3600',
+    doc: 'Seconds a step may run before it is killed (unless its recipe says otherwise).',
+  },
+  {
+    name: 'StepTimeout_<testcase>',
+    family: true,
+    doc: 'Seconds for one testcase, named without ts- and with - and . written as _, e.g. StepTimeout_build for ts-build.',
+  },
+  {
+    name: 'TestcasePath',
+    doc: 'Extra colon-separated directories searched for ts-* testcases before the shipped testcases/.',
+  },
+
+  // What is tested.
+  {
+    name: 'Tree_<tree>',
+    family: true,
+    doc: 'URL (or local path) of the git repository of a source tree, e.g. Tree_demo.',
+  },
+  {
+    name: 'DemoTrees',
+    default: 'demo',
+    doc: 'Trees the demo flight family builds (each needs a Tree_<tree>).',
+  },
+  {
+    name: 'DemoArchs',
+    default: 'amd64',
+    doc: 'Architectures the demo flight family makes build and test jobs for.',
+  },
+  {
+    name: 'DemoBuildCommand',
+    default: 'make && make install DESTDIR="$OSSTEST_DIST"',
+    doc: 'Shell command the demo build job runs on the build host, in the checked-out tree.',
+  },
+  {
+    name: 'DemoTestCommand',
+    default: './run-tests',
+    doc: 'Shell command the demo test job runs on the test host, in the install prefix ($OSSTEST_INSTALL, its bin/ on PATH); TAP or automake output lines are read as tests.',
+  },
+  {
+    name: 'DemoPairTest',
+    doc: 'Set to true to add a demo test job on two hosts of one equivalence class (test-<arch>-<arch>-demo-pair).',
+  },
+];
+
+/** The table entry that documents a name: its own entry, else the most specific family it belongs to. */
+export function settingFor(name: string): Setting | undefined {
+  const exact = SETTINGS.find((s) => !s.family && s.name === name);
+  if (exact) return exact;
+  let best: Setting | undefined;
+  for (const s of SETTINGS) {
+    if (!s.family || !familyPattern(s.name).test(name)) continue;
+    // More fixed text = more specific: HostProp_<host>_<Prop> beats HostProp_<Prop>.
+    if (!best || fixedLength(s.name) > fixedLength(best.name)) best = s;
+  }
+  return best;
+}
+
+function familyPattern(pattern: string): RegExp {
+  const parts = pattern.split(/<[^>]*>/);
+  return new RegExp(`^${parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[A-Za-z0-9_]+')}$`);
+}
+
+function fixedLength(pattern: string): number {
+  return pattern.replace(/<[^>]*>/g, '').length;
+}
