@@ -1,0 +1,3 @@
+export * from './hostkeys.js';
+export * from './keys.js';
+export * from './session.js';
