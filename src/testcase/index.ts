@@ -1,0 +1,3 @@
+export { DbHostKeyStore, type HostInfo, hostInfo, sshTarget } from './hosts.js';
+export { envPrefix, shq } from './shell.js';
+export { DeclaredStatus, type JobRef, parseJobRef, Testcase, testcaseMain } from './testcase.js';
