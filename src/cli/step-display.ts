@@ -96,7 +96,11 @@ export class StepDisplay implements JobObserver {
     this.write(`${text}\n`);
   }
 
+  private closed = false;
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.live) {
       this.redraw();

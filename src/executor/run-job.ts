@@ -5,8 +5,8 @@
  * parallel per-host steps run together, broken and aborted stick, `pause_on_<status>` pauses,
  * and an abort (command or `abort` file) stops new steps.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Store } from '../db/store.js';
 import type { Job, Step } from '../db/types.js';
@@ -138,7 +138,10 @@ export async function runJob(o: RunJobOptions): Promise<JobResult> {
       );
     }
     await store.resetJob(flight, job);
-    obs.message?.(`job ${flight}/${job} was ${j.status}: its steps and outputs are cleared for the rerun`);
+    const kept = keepPreviousRun(config, flight, job);
+    obs.message?.(
+      `job ${flight}/${job} was ${j.status}: its steps and outputs are cleared for the rerun${kept.length ? ` (previous logs kept in ${kept.join(', ')})` : ''}`,
+    );
     j = (await store.getJob(flight, job))!;
   }
 
@@ -256,6 +259,21 @@ export async function runJob(o: RunJobOptions): Promise<JobResult> {
   }
   obs.jobStatus?.(status);
   return { flight, job, status, steps: results };
+}
+
+/** A rerun starts with empty log and stash directories; the previous run's are moved aside, not lost. */
+function keepPreviousRun(config: Config, flight: string, job: string): string[] {
+  const kept: string[] = [];
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const base of new Set([config.path('Logs'), config.path('Stash')])) {
+    const dir = join(base, flight, job);
+    if (!existsSync(dir)) continue;
+    const to = join(base, flight, 'previous-runs', `${job}-${stamp}`);
+    mkdirSync(dirname(to), { recursive: true });
+    renameSync(dir, to);
+    kept.push(to);
+  }
+  return kept;
 }
 
 async function runvarMap(store: Store, flight: string, job: string): Promise<Record<string, string>> {

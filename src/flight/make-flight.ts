@@ -12,7 +12,7 @@ import { ConfigError } from '../config/errors.js';
 import type { Store } from '../db/store.js';
 import type { Flight } from '../db/types.js';
 import { familyNameFor, loadFamily } from './families.js';
-import type { JobSpec } from './family.js';
+import type { FlightFamily, JobSpec } from './family.js';
 
 const run = promisify(execFile);
 
@@ -27,6 +27,8 @@ export interface MakeFlightOptions {
   /** A named flight (standalone); omitted: the next number. */
   flight?: string;
   env?: NodeJS.ProcessEnv;
+  /** Use this family instead of the branch's one from flights/ (tests, embedding). */
+  family?: FlightFamily;
 }
 
 export interface MadeFlight {
@@ -75,8 +77,8 @@ function globMatch(glob: string, name: string): boolean {
 
 export async function makeFlight(o: MakeFlightOptions): Promise<MadeFlight> {
   const env = o.env ?? process.env;
-  const familyName = familyNameFor(o.branch, o.config);
-  const family = await loadFamily(familyName);
+  const familyName = o.family?.name ?? familyNameFor(o.branch, o.config);
+  const family = o.family ?? (await loadFamily(familyName));
   const treeNames = family.trees(o.branch, o.config);
   const trees: Record<string, string> = {};
   for (const t of treeNames) {

@@ -2,7 +2,7 @@
  * The CLI as a user runs it (the compiled bin/osstest.js, real sqlite, a real git tree): flights made
  * from a family, the options and environment that shape them, and clear errors that change nothing.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSampleProject, type SampleProject } from '../../src/lab/sample-project.js';
@@ -180,6 +180,30 @@ describe('osstest CLI', () => {
     } finally {
       const text = readFileSync(ws.configFile, 'utf8').replace('this line is fine\n9bad name\n', '');
       writeFileSync(ws.configFile, text);
+    }
+  });
+
+  it('osstest abort stops a running job after its current step', async () => {
+    await ok(['standalone-reset']);
+    // Local testcases shadow the shipped ones (TestcasePath is searched first).
+    const marker = join(ws.dir, 'first-step-running');
+    ws.addTestcase('ts-build-check', `#!/bin/sh\ntouch ${marker}\nsleep 3\n`);
+    try {
+      const running = ws.cli(['run-job', 'test-amd64-amd64-demo']);
+      for (let i = 0; i < 100 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(marker)).toBe(true);
+      const a = await ok(['abort', 'standalone', 'test-amd64-amd64-demo']);
+      expect(a.stdout).toMatch(/aborted/);
+      const r = await running;
+      expect(r.code).toBe(1);
+      const shown = JSON.parse((await ok(['flight', 'show', '--json'])).stdout) as {
+        jobs: { job: string; status: string; steps: { testid: string; status: string }[] }[];
+      };
+      const j = shown.jobs.find((x) => x.job === 'test-amd64-amd64-demo')!;
+      expect(j.status).toBe('aborted');
+      expect(j.steps.map((x) => `${x.testid}:${x.status}`)).toEqual(['build-check:pass']);
+    } finally {
+      rmSync(join(ws.testcaseDir, 'ts-build-check'), { force: true });
     }
   });
 

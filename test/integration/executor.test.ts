@@ -3,7 +3,7 @@
  * steps, sticky statuses, parallel steps, timeouts, crashes, abort, pause, simulate, rerun.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/db/store.js';
@@ -183,6 +183,21 @@ describe('executor', () => {
     } finally {
       if (existsSync(abortFile)) rmSync(abortFile);
     }
+  });
+
+  it('a job that has run is run again only when asked, with the previous logs kept aside', async () => {
+    const { flight, job } = await newJob();
+    const r1 = recipe([{ testcase: 'ts-ok', testid: 'only', onFailure: 'fail' }]);
+    await runJob({ store, config: ws.config(), flight, job, recipe: r1 });
+    await expect(runJob({ store, config: ws.config(), flight, job, recipe: r1 })).rejects.toThrow(
+      /already run \(pass\); use --rerun/,
+    );
+    const again = await runJob({ store, config: ws.config(), flight, job, recipe: r1, rerun: true });
+    expect(again.status).toBe('pass');
+    expect((await store.listSteps(flight, job)).map((s) => s.stepno)).toEqual([1]);
+    const log = readFileSync(join(ws.dir, 'logs', flight, job, '1.ts-ok.log'), 'utf8');
+    expect(log.match(/step 1 ts-ok/g)).toHaveLength(1);
+    expect(readdirSync(join(ws.dir, 'logs', flight, 'previous-runs'))).toHaveLength(1);
   });
 
   it('pause_on_fail pauses the job until told to continue', async () => {

@@ -126,6 +126,11 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     const prefix = rv(s, 'test-amd64-amd64-demo', 'install_prefix')!;
     expect(prefix.startsWith(join(ws.dir, 'hosts', 'testbox'))).toBe(true);
     expect(execFileSync(join(prefix, 'bin', 'hello'), { encoding: 'utf8' })).toBe('hello, world\n');
+    // Any testcase runs by hand with the executor's arguments: no step is recorded.
+    const byHand = await ws.cli(['ts', 'ts-run-tests', 'host=testbox', '--job', 'test-amd64-amd64-demo']);
+    expect(byHand.code).toBe(0);
+    expect(byHand.stdout).toMatch(/test: add: pass/);
+    expect(job(await show(), 'test-amd64-amd64-demo').steps).toHaveLength(5);
     // Host keys were recorded on first contact; hosts were released when the jobs ended.
     const hosts = JSON.parse((await cli(['hosts', 'list', '--json'], 0)).stdout) as {
       name: string;
