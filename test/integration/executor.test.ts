@@ -86,7 +86,7 @@ describe('executor', () => {
   });
 
   it('a failing test step fails the job, skips later steps, but always-steps still run', async () => {
-    const { r, statuses, flight, steps } = await run([
+    const { r, statuses, steps } = await run([
       { testcase: 'ts-ok', testid: 'prep', onFailure: 'broken' },
       { testcase: 'ts-bad', testid: 'test', onFailure: 'fail' },
       { testcase: 'ts-ok', testid: 'after', onFailure: 'fail' },
@@ -127,7 +127,7 @@ describe('executor', () => {
   });
 
   it('a crashing testcase is recorded with the signal, its log kept', async () => {
-    const { r, steps, flight } = await run([{ testcase: 'ts-crash', testid: 'crash', onFailure: 'fail' }]);
+    const { r, steps } = await run([{ testcase: 'ts-crash', testid: 'crash', onFailure: 'fail' }]);
     expect(r.status).toBe('fail');
     const log = logOf(steps[0]!.logPath);
     expect(log).toContain('crashing');
@@ -135,7 +135,7 @@ describe('executor', () => {
   });
 
   it('a testcase killed by its timeout is recorded as such, with its log and no process left', async () => {
-    const { r, steps, flight } = await run([
+    const { r, steps } = await run([
       { testcase: 'ts-hang', testid: 'hang', onFailure: 'fail', timeoutSeconds: 1 },
     ]);
     expect(r.status).toBe('fail');
@@ -149,7 +149,7 @@ describe('executor', () => {
   });
 
   it('a testcase that does not exist is recorded as a failed step with the reason in its log', async () => {
-    const { r, steps, flight } = await run([{ testcase: 'ts-no-such-thing', onFailure: 'broken' }]);
+    const { r, steps } = await run([{ testcase: 'ts-no-such-thing', onFailure: 'broken' }]);
     expect(r.status).toBe('broken');
     expect(logOf(steps[0]!.logPath)).toMatch(/could not start: no testcase ts-no-such-thing/);
   });
