@@ -123,3 +123,15 @@ export function checkNonEmpty(kind: string, s: string): string {
   if (typeof s !== 'string' || s.trim() === '') throw new StoreError(`${kind} must not be empty`);
   return s;
 }
+
+const EVENT_KIND = /^[a-z][a-z0-9-]*$/;
+/** Longest host event detail kept; longer ones are cut (they are log lines, not data). */
+export const MAX_EVENT_DETAIL = 2000;
+
+/** A host event's kind is a lower-case word (`dhcp`, `fetch`, `progress`…); its detail is cut to a log line. */
+export function checkHostEvent(host: string, e: { kind: string; detail: string }): { kind: string; detail: string } {
+  checkHostName(host);
+  check('host event kind', e.kind, EVENT_KIND, "a host event kind is a lower-case word (letters, digits, '-')");
+  if (typeof e.detail !== 'string') throw new StoreError(`host event detail must be a string, not ${typeof e.detail}`);
+  return { kind: e.kind, detail: e.detail.length > MAX_EVENT_DETAIL ? `${e.detail.slice(0, MAX_EVENT_DETAIL)}…` : e.detail };
+}

@@ -170,6 +170,22 @@ CREATE TABLE allocation_log (
 CREATE INDEX allocation_log_host ON allocation_log (host, id);
 `,
   },
+  {
+    id: 2,
+    name: 'host events',
+    sql: `
+-- What hosts did while booting and installing (DHCP leases, files fetched, progress reported, refused
+-- requests). No foreign key: kept for host history after the host is deleted, like allocation_log.
+CREATE TABLE host_events (
+  id {{autoinc}},
+  host TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  at {{millis}} NOT NULL
+);
+CREATE INDEX host_events_host_at ON host_events (host, at, id);
+`,
+  },
 ];
 
 /** The newest schema this program knows. */

@@ -4,6 +4,7 @@ import type {
   AllocationEvent,
   Flight,
   Host,
+  HostEvent,
   Job,
   Millis,
   NewFlight,
@@ -82,6 +83,10 @@ export interface Store {
   setHostFlags(name: string, add: readonly string[], remove?: readonly string[]): Promise<void>;
   /** val null deletes the property. */
   setHostProp(name: string, prop: string, val: string | null): Promise<void>;
+  /** Appends a host event (see HostEvent); `at` defaults to now. Kept after the host is deleted. */
+  recordHostEvent(host: string, e: { kind: string; detail: string; at?: Millis }): Promise<HostEvent>;
+  /** The host's events, oldest first; `since` keeps those at or after that time. */
+  listHostEvents(host: string, opts?: { since?: Millis }): Promise<HostEvent[]>;
 
   // allocations
   /** Atomically gives the host to the job; false when someone else holds it. */

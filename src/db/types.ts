@@ -75,6 +75,19 @@ export interface AllocationEvent {
   at: Millis;
 }
 
+/**
+ * Something a host did while booting or installing, as the controller's services saw it: `dhcp` (a lease
+ * given), `fetch` (a boot or install file served), `progress` (a step the host reported, e.g. `booted`),
+ * `refused` (a request in its name from another address). Testcases wait on these.
+ */
+export interface HostEvent {
+  id: number;
+  host: string;
+  kind: string;
+  detail: string;
+  at: Millis;
+}
+
 export interface NewFlight {
   /** Omit to take the next number from the sequence. */
   flight?: string;

@@ -158,12 +158,17 @@ await new Promise((r) => process.stdin.once('data', r));
 if (a.mode === 'alloc') {
   result.won = 0;
   result.lost = 0;
+  // [host, from, to] in ns of the system-wide monotonic clock: a window inside each hold, so two
+  // windows of one host that overlap (across processes too) prove a double allocation.
+  result.holds = [];
   for (let i = 0; i < a.cycles; i++) {
     const host = a.hosts[i % a.hosts.length];
     if (await store.allocateHost(host, { flight: a.flight, job: a.job, ident: 'host' })) {
+      const from = process.hrtime.bigint();
       result.won++;
       // Hold it across a turn of the event loop so other processes really try while it is held.
       await new Promise((r) => setImmediate(r));
+      result.holds.push([host, String(from), String(process.hrtime.bigint())]);
       await store.releaseHost(host, { flight: a.flight, job: a.job });
     } else result.lost++;
   }
@@ -956,6 +961,42 @@ export function defineStoreSuite(label: string, makeStore: () => Promise<StoreFi
           props: {},
         });
         await refused(() => store.deleteHost('ghost'), NotFoundError, 'ghost');
+      });
+
+      it('records host events; lists them oldest first, per host, since a time; keeps them after the host goes', async () => {
+        await store.upsertHost({ name: 'h1' });
+        const a = await store.recordHostEvent('h1', { kind: 'dhcp', detail: 'ack 10.215.0.10', at: 1000 });
+        const other = await store.recordHostEvent('h2', { kind: 'fetch', detail: 'http vmlinuz', at: 1500 });
+        const b = await store.recordHostEvent('h1', { kind: 'progress', detail: 'booted', at: 2000 });
+        const c = await store.recordHostEvent('h1', { kind: 'progress', detail: 'ssh-ready', at: 2000 });
+        expect(a).toEqual({ id: a.id, host: 'h1', kind: 'dhcp', detail: 'ack 10.215.0.10', at: 1000 });
+        expect(b.id).toBeGreaterThan(a.id);
+        expect(c.id).toBeGreaterThan(b.id);
+        expect(await store.listHostEvents('h1')).toEqual([a, b, c]);
+        expect(await store.listHostEvents('h1', { since: 2000 })).toEqual([b, c]);
+        expect(await store.listHostEvents('h1', { since: 2001 })).toEqual([]);
+        expect(await store.listHostEvents('h2')).toEqual([other]);
+        const t0 = Date.now();
+        const d = await store.recordHostEvent('h1', { kind: 'refused', detail: 'x'.repeat(5000) });
+        expect(d.at).toBeGreaterThanOrEqual(t0);
+        expect(d.detail.length).toBeLessThan(2100);
+        await store.deleteHost('h1');
+        expect(await store.listHostEvents('h1')).toEqual([a, b, c, d]);
+        const s2 = await second();
+        if (s2) expect(await s2.listHostEvents('h1', { since: 1500 })).toEqual([b, c, d]);
+      });
+
+      it('refuses a host event with a bad host name, kind or time, saying which', async () => {
+        await expect(store.recordHostEvent('bad name', { kind: 'dhcp', detail: '' })).rejects.toThrow(
+          /host name/,
+        );
+        await expect(store.recordHostEvent('h1', { kind: 'Bad Kind', detail: '' })).rejects.toThrow(
+          /host event kind/,
+        );
+        await expect(store.recordHostEvent('h1', { kind: 'dhcp', detail: '', at: -1 })).rejects.toThrow(
+          /milliseconds/,
+        );
+        expect(await store.listHostEvents('h1')).toEqual([]);
       });
     });
 

@@ -24,6 +24,7 @@ import {
 import { ConflictError, FrozenError, NotFoundError, StoreError } from '../errors.js';
 import {
   checkFlightName,
+  checkHostEvent,
   checkHostFlag,
   checkHostIdent,
   checkHostName,
@@ -40,6 +41,7 @@ import type {
   AllocationEvent,
   Flight,
   Host,
+  HostEvent,
   Job,
   Millis,
   NewFlight,
@@ -667,6 +669,28 @@ export class SqliteStore implements Store {
         ).run(name, prop, val);
       }
     });
+  }
+
+  async recordHostEvent(host: string, e: { kind: string; detail: string; at?: Millis }): Promise<HostEvent> {
+    const { kind, detail } = checkHostEvent(host, e);
+    const at = checkTime('host event time', e.at);
+    return this.write(() => {
+      const r = this.q('INSERT INTO host_events (host, kind, detail, at) VALUES (?, ?, ?, ?)').run(
+        host,
+        kind,
+        detail,
+        at,
+      );
+      return { id: Number(r.lastInsertRowid), host, kind, detail, at };
+    });
+  }
+
+  async listHostEvents(host: string, opts: { since?: Millis } = {}): Promise<HostEvent[]> {
+    const since = opts.since === undefined ? 0 : checkTime('since', opts.since);
+    return this.q('SELECT id, host, kind, detail, at FROM host_events WHERE host = ? AND at >= ? ORDER BY at, id').all(
+      host,
+      since,
+    ) as HostEvent[];
   }
 
   // ---- allocations
