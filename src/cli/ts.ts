@@ -13,6 +13,9 @@ export function register(program: Command): void {
     .option('--flight <flight>', 'flight (default: $OSSTEST_FLIGHT or "standalone")')
     .option('--job <job>', 'job (default: $OSSTEST_JOB)')
     .passThroughOptions()
+    .usage(
+      '[options] <testcase> [args...]  (options before the testcase; everything after it goes to the testcase)',
+    )
     .description(
       'Run one testcase by hand for a job, with the arguments the executor would give it; its output goes to the terminal and no step is recorded',
     )

@@ -127,7 +127,7 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     expect(prefix.startsWith(join(ws.dir, 'hosts', 'testbox'))).toBe(true);
     expect(execFileSync(join(prefix, 'bin', 'hello'), { encoding: 'utf8' })).toBe('hello, world\n');
     // Any testcase runs by hand with the executor's arguments: no step is recorded.
-    const byHand = await ws.cli(['ts', 'ts-run-tests', 'host=testbox', '--job', 'test-amd64-amd64-demo']);
+    const byHand = await ws.cli(['ts', '--job', 'test-amd64-amd64-demo', 'ts-run-tests', 'host=testbox']);
     expect(byHand.code).toBe(0);
     expect(byHand.stdout).toMatch(/test: add: pass/);
     expect(job(await show(), 'test-amd64-amd64-demo').steps).toHaveLength(5);
