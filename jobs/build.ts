@@ -14,6 +14,7 @@ const recipe: Recipe = {
       args: ['+', 'host'],
       onFailure: 'broken',
       marksRunning: true,
+      waitsForHosts: true,
       timeoutSeconds: 600,
     },
     { testcase: 'ts-build-prep', args: ['+', 'host'], onFailure: 'broken', timeoutSeconds: 900 },

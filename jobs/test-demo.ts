@@ -18,6 +18,7 @@ const recipe: Recipe = {
         args: ['+', ...hosts],
         onFailure: 'broken',
         marksRunning: true,
+        waitsForHosts: true,
         timeoutSeconds: 600,
       },
       perHost(hosts, (h) => ({

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { register as abort } from './abort.js';
 import { register as aliases } from './aliases.js';
 import { register as config } from './config.js';
+import { register as executeFlight } from './execute-flight.js';
 import { register as flight } from './flight.js';
 import { register as hosts } from './hosts.js';
 import { register as makeFlight } from './make-flight.js';
@@ -12,6 +13,6 @@ import { register as standaloneReset } from './standalone-reset.js';
 import { register as ts } from './ts.js';
 
 export function registerAll(program: Command): void {
-  for (const r of [standaloneReset, makeFlight, runJob, ts, flight, runvar, hosts, abort, config, aliases])
+  for (const r of [standaloneReset, makeFlight, runJob, executeFlight, ts, flight, runvar, hosts, abort, config, aliases])
     r(program);
 }

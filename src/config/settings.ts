@@ -126,6 +126,21 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     name: 'TestcasePath',
     doc: 'Extra colon-separated directories searched for ts-* testcases before the shipped testcases/.',
   },
+  {
+    name: 'HostAllocateWait',
+    default: '0',
+    doc: 'Seconds ts-hosts-allocate waits for a host another job holds before the job ends starved; 0 refuses at once (the job is broken). $OSSTEST_HOST_ALLOCATE_WAIT overrides it.',
+  },
+  {
+    name: 'FlightHostWait',
+    default: '3600',
+    doc: 'Seconds a job run by execute-flight waits for hosts held by other jobs before it ends starved (execute-flight hands it to its jobs as OSSTEST_HOST_ALLOCATE_WAIT).',
+  },
+  {
+    name: 'FlightMaxParallel',
+    default: '8',
+    doc: 'Most jobs execute-flight runs at once (jobs never share a host; the rest wait their turn).',
+  },
 
   // What is tested.
   {

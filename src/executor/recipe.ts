@@ -20,6 +20,11 @@ export interface RecipeStep {
   timeoutSeconds?: number;
   /** Once this step passes the job counts as `running` (after host allocation). */
   marksRunning?: boolean;
+  /**
+   * The step may queue for hosts held by other jobs (ts-hosts-allocate): its timeout is extended by
+   * the allocation wait (HostAllocateWait, or OSSTEST_HOST_ALLOCATE_WAIT as execute-flight sets it).
+   */
+  waitsForHosts?: boolean;
 }
 
 export interface ParallelSteps {

@@ -11,7 +11,11 @@ import type { Config } from '../config/config.js';
 import type { Store } from '../db/store.js';
 import type { Job, Step } from '../db/types.js';
 import { isFinalJobStatus, type JobStatus, nextJobStatus, type StepStatus } from '../model/status.js';
-import { declaredStatusFile } from '../model/testcase-protocol.js';
+import {
+  declaredStatusFile,
+  hostAllocateWaitSeconds,
+  isDeclarableStatus,
+} from '../model/testcase-protocol.js';
 import { computeTestid, scriptArgs } from '../model/testid.js';
 import { harnessRevision } from './paths.js';
 import { isParallel, type Recipe, type RecipeStep } from './recipe.js';
@@ -78,7 +82,7 @@ function readDeclaredStatus(file: string): StepStatus | undefined {
   if (!existsSync(file)) return undefined;
   const v = readFileSync(file, 'utf8').trim();
   rmSync(file, { force: true });
-  return v === 'broken' || v === 'blocked' ? v : undefined;
+  return isDeclarableStatus(v) ? v : undefined;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -99,12 +103,14 @@ export function pauseWanted(runvars: Record<string, string>, status: StepStatus,
     .some((g) => globToRegExp(g).test(e.testcase) || globToRegExp(g).test(e.testid));
 }
 
-function stepTimeoutMs(config: Config, step: RecipeStep): number {
-  if (step.timeoutSeconds !== undefined) return step.timeoutSeconds * 1000;
+function stepTimeoutMs(config: Config, step: RecipeStep, env: NodeJS.ProcessEnv): number {
+  // Time spent queueing for a host that another job holds is not the step's own work.
+  const wait = step.waitsForHosts ? hostAllocateWaitSeconds(config.int('HostAllocateWait'), env) * 1000 : 0;
+  if (step.timeoutSeconds !== undefined) return step.timeoutSeconds * 1000 + wait;
   const key = `StepTimeout_${step.testcase.replace(/^ts-/, '').replace(/[^A-Za-z0-9]/g, '_')}`;
   const specific = config.get(key);
-  if (specific !== undefined) return config.int(key) * 1000;
-  return config.int('StepTimeout') * 1000;
+  if (specific !== undefined) return config.int(key) * 1000 + wait;
+  return config.int('StepTimeout') * 1000 + wait;
 }
 
 export async function runJob(o: RunJobOptions): Promise<JobResult> {
@@ -122,7 +128,7 @@ export async function runJob(o: RunJobOptions): Promise<JobResult> {
   const items = recipe.steps({ runvars });
 
   if (o.simulate) {
-    simulate(recipe, items, obs, config);
+    simulate(recipe, items, obs, config, { ...process.env, ...o.env });
     return { flight, job, status: j.status, steps: [] };
   }
 
@@ -166,7 +172,7 @@ export async function runJob(o: RunJobOptions): Promise<JobResult> {
     const rel = stepLogPath(flight, job, started.stepno, step.testcase);
     const log = new StepLog(join(logsDir, rel), (line) => obs.stepOutput?.(e, line));
     obs.stepStarted?.(e);
-    const timeoutMs = stepTimeoutMs(config, step);
+    const timeoutMs = stepTimeoutMs(config, step, { ...process.env, ...o.env });
     const declaredFile = declaredStatusFile(join(logsDir, rel));
     rmSync(declaredFile, { force: true });
     log.line(`osstest: step ${e.stepno} ${step.testcase} ${scriptArgs(args).join(' ')} (testid ${e.testid})`);
@@ -204,7 +210,7 @@ export async function runJob(o: RunJobOptions): Promise<JobResult> {
     if (outcome.exitCode === 0 && !outcome.timedOut) {
       stepStatus = 'pass';
     } else {
-      // The testcase may have said itself that the job is broken or blocked; what the job already
+      // The testcase may have said itself that the job is broken, blocked or starved; what the job already
       // was because of earlier steps says nothing about this step.
       stepStatus = readDeclaredStatus(declaredFile) ?? step.onFailure;
     }
@@ -308,6 +314,7 @@ function simulate(
   items: ReturnType<Recipe['steps']>,
   obs: JobObserver,
   config: Config,
+  env: NodeJS.ProcessEnv,
 ): void {
   obs.message?.(`recipe ${recipe.name}: ${recipe.description}`);
   let n = 0;
@@ -321,7 +328,7 @@ function simulate(
       const flags = [
         `on failure: ${s.onFailure}`,
         s.always ? 'always' : '',
-        `timeout ${stepTimeoutMs(config, s) / 1000}s`,
+        `timeout ${stepTimeoutMs(config, s, env) / 1000}s`,
       ]
         .filter((x) => x !== '')
         .join(', ');

@@ -1,14 +1,15 @@
 /**
  * The library every ts-* testcase imports: the job's runvars, its hosts, ssh sessions, the stash,
- * and the two ways a testcase ends other than pass/fail — declaring the job broken (the
- * infrastructure let it down) or blocked (a job it depends on did not deliver).
+ * and the ways a testcase ends other than pass/fail — declaring the job broken (the
+ * infrastructure let it down), blocked (a job it depends on did not deliver) or starved (no host
+ * could be had in time).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config } from '../config/config.js';
 import { openConfiguredStore } from '../db/from-config.js';
 import type { Store } from '../db/store.js';
-import { declaredStatusFile, logStamp } from '../model/testcase-protocol.js';
+import { type DeclarableStatus, declaredStatusFile, logStamp } from '../model/testcase-protocol.js';
 import { RemoteSession } from '../remote/index.js';
 import { type HostInfo, hostInfo, sshTarget } from './hosts.js';
 
@@ -16,7 +17,7 @@ import { type HostInfo, hostInfo, sshTarget } from './hosts.js';
 export class DeclaredStatus extends Error {
   override name = 'DeclaredStatus';
   constructor(
-    readonly status: 'broken' | 'blocked',
+    readonly status: DeclarableStatus,
     message: string,
   ) {
     super(message);
@@ -92,7 +93,7 @@ export class Testcase {
     this.log(`runvar ${name}=${val}`);
   }
 
-  async declare(status: 'broken' | 'blocked', reason: string): Promise<never> {
+  async declare(status: DeclarableStatus, reason: string): Promise<never> {
     await this.store.setJobStatus(this.flight, this.job, status);
     const stepLog = process.env.OSSTEST_STEPLOG;
     if (stepLog) writeFileSync(declaredStatusFile(stepLog), status);
