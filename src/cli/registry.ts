@@ -7,12 +7,28 @@ import { register as executeFlight } from './execute-flight.js';
 import { register as flight } from './flight.js';
 import { register as hosts } from './hosts.js';
 import { register as makeFlight } from './make-flight.js';
+import { register as reportFlight } from './report-flight.js';
 import { register as runJob } from './run-job.js';
 import { register as runvar } from './runvar.js';
+import { register as serve } from './serve.js';
 import { register as standaloneReset } from './standalone-reset.js';
 import { register as ts } from './ts.js';
 
 export function registerAll(program: Command): void {
-  for (const r of [standaloneReset, makeFlight, runJob, executeFlight, ts, flight, runvar, hosts, abort, config, aliases])
+  for (const r of [
+    standaloneReset,
+    makeFlight,
+    runJob,
+    executeFlight,
+    ts,
+    flight,
+    runvar,
+    hosts,
+    abort,
+    config,
+    aliases,
+    reportFlight,
+    serve,
+  ])
     r(program);
 }

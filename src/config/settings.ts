@@ -172,6 +172,34 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     name: 'DemoPairTest',
     doc: 'Set to true to add a demo test job on two hosts of one equivalence class (test-<arch>-<arch>-demo-pair).',
   },
+  // Reports.
+  {
+    name: 'AllowDir',
+    default: '.',
+    doc: 'Directory of the allow files (allow.<branch>, allow.all) listing failures that may block no push.',
+  },
+  {
+    name: 'ReportFrom',
+    default: 'osstest@localhost',
+    doc: 'From address of report emails (report-flight --send, --email).',
+  },
+  {
+    name: 'ReportTo',
+    doc: 'Recipients of report emails, comma separated; report-flight --send needs it.',
+  },
+  {
+    name: 'SmtpHost',
+    default: 'localhost',
+    doc: 'SMTP server report emails are sent through (STARTTLS is used when the server offers it).',
+  },
+  { name: 'SmtpPort', default: '25', doc: 'Port of the SMTP server report emails are sent through.' },
+  // The web UI (osstest serve).
+  {
+    name: 'WebListen',
+    default: '127.0.0.1',
+    doc: 'Address osstest serve listens on for its web UI (reports, logs, live flights); --listen overrides it.',
+  },
+  { name: 'WebPort', default: '8037', doc: 'Port of the web UI of osstest serve; --port overrides it.' },
 ];
 
 /** The table entry that documents a name: its own entry, else the most specific family it belongs to. */
