@@ -129,9 +129,21 @@ const EVENT_KIND = /^[a-z][a-z0-9-]*$/;
 export const MAX_EVENT_DETAIL = 2000;
 
 /** A host event's kind is a lower-case word (`dhcp`, `fetch`, `progress`…); its detail is cut to a log line. */
-export function checkHostEvent(host: string, e: { kind: string; detail: string }): { kind: string; detail: string } {
+export function checkHostEvent(
+  host: string,
+  e: { kind: string; detail: string },
+): { kind: string; detail: string } {
   checkHostName(host);
-  check('host event kind', e.kind, EVENT_KIND, "a host event kind is a lower-case word (letters, digits, '-')");
-  if (typeof e.detail !== 'string') throw new StoreError(`host event detail must be a string, not ${typeof e.detail}`);
-  return { kind: e.kind, detail: e.detail.length > MAX_EVENT_DETAIL ? `${e.detail.slice(0, MAX_EVENT_DETAIL)}…` : e.detail };
+  check(
+    'host event kind',
+    e.kind,
+    EVENT_KIND,
+    "a host event kind is a lower-case word (letters, digits, '-')",
+  );
+  if (typeof e.detail !== 'string')
+    throw new StoreError(`host event detail must be a string, not ${typeof e.detail}`);
+  return {
+    kind: e.kind,
+    detail: e.detail.length > MAX_EVENT_DETAIL ? `${e.detail.slice(0, MAX_EVENT_DETAIL)}…` : e.detail,
+  };
 }

@@ -687,10 +687,9 @@ export class SqliteStore implements Store {
 
   async listHostEvents(host: string, opts: { since?: Millis } = {}): Promise<HostEvent[]> {
     const since = opts.since === undefined ? 0 : checkTime('since', opts.since);
-    return this.q('SELECT id, host, kind, detail, at FROM host_events WHERE host = ? AND at >= ? ORDER BY at, id').all(
-      host,
-      since,
-    ) as HostEvent[];
+    return this.q(
+      'SELECT id, host, kind, detail, at FROM host_events WHERE host = ? AND at >= ? ORDER BY at, id',
+    ).all(host, since) as HostEvent[];
   }
 
   // ---- allocations
