@@ -342,6 +342,36 @@ describe('flight grid', () => {
     expect(html).toContain('Tests which did not succeed and are blocking');
   });
 
+  it('shows what changed for each regression, escaped', () => {
+    const d = reportData('200', jobs, { base: '150' });
+    d.whatChanged = [
+      {
+        job: 'test-amd64-xl',
+        testid: 'guest-start',
+        trees: [
+          {
+            tree: 'xen',
+            url: '/srv/xen.git',
+            from: 'a'.repeat(40),
+            to: 'b'.repeat(40),
+            log: [{ rev: 'b'.repeat(40), author: XSS_SCRIPT, subject: 'a change' }],
+            people: [XSS_IMG],
+            truncated: false,
+          },
+        ],
+        harness: { now: ['h1'], baseline: ['h0'] },
+        hosts: ['fiano0'],
+        passedElsewhere: [{ flight: '199', branch: 'linux-linus', job: 'test-i386-xl', host: 'italia0' }],
+      },
+    ];
+    const doc = expectSafe(renderFlightGrid(d));
+    expect(doc.text).toContain('What changed');
+    expect(doc.text).toContain('aaaaaaaaaaaa..bbbbbbbbbbbb');
+    expect(doc.text).toContain(`1 commits; ${XSS_IMG}`);
+    expect(doc.text).toContain('test-i386-xl in flight 199 (linux-linus) on italia0');
+    expect(renderFlightGrid(reportData('200', jobs, { base: '150' }))).not.toContain('What changed');
+  });
+
   it('shows a failure that never passed as not blocking, and a perfect flight green', () => {
     const same = reportData('201', [jobs[1]!], { baseJobs: [jobs[1]!] });
     const html = renderFlightGrid(same);

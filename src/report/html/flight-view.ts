@@ -70,6 +70,24 @@ export interface FlightGridView extends FlightHeader {
   rows: GridRow[];
   sections: { title: string; failures: FailureLine[] }[];
   warnings: string[];
+  /** For each regression: each tree's range since the baseline, where it ran, and passes elsewhere. */
+  whatChanged: WhatChangedView[];
+}
+
+export interface WhatChangedView {
+  job: string;
+  testid: string;
+  trees: {
+    tree: string;
+    range: string;
+    commits: number;
+    truncated: boolean;
+    people: string;
+    error?: string;
+  }[];
+  hosts: string;
+  harness: string;
+  passedElsewhere: string[];
 }
 
 export interface FailureLine {
@@ -205,6 +223,23 @@ export function flightGridView(data: ReportData, links: Links): FlightGridView {
       })),
     })),
     warnings: data.judgement.warnings,
+    whatChanged: data.whatChanged.map((w) => ({
+      job: w.job,
+      testid: w.testid,
+      trees: w.trees.map((t) => ({
+        tree: t.tree,
+        range: `${t.from ? t.from.slice(0, 12) : '(new)'}..${t.to.slice(0, 12)}`,
+        commits: t.log.length,
+        truncated: t.truncated,
+        people: t.people.join(', '),
+        ...(t.error !== undefined ? { error: t.error } : {}),
+      })),
+      hosts: w.hosts.join(', ') || '-',
+      harness: `${w.harness.now.join(' ') || '-'} (baseline ${w.harness.baseline.join(' ') || '-'})`,
+      passedElsewhere: w.passedElsewhere.map(
+        (p) => `${p.job} in flight ${p.flight} (${p.branch})${p.host ? ` on ${p.host}` : ''}`,
+      ),
+    })),
   };
 }
 
