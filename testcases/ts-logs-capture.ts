@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shq, testcaseMain } from '../src/testcase/index.js';
+import { captureSerialNow } from '../src/testcase/provision.js';
 
 const COMMANDS: Record<string, string> = {
   uname: 'uname -a',
@@ -25,6 +26,12 @@ await testcaseMain(async (tc) => {
     return;
   }
   const h = await tc.host(ident);
+  // The serial console first: it matters most when the host no longer answers ssh.
+  await captureSerialNow(tc, ident).then(
+    (log) =>
+      tc.log(log ? `serial console of ${h.name} up to now -> ${log}` : `${h.name} has no serial console`),
+    (err: unknown) => tc.log(`serial console of ${h.name} not captured: ${(err as Error).message}`),
+  );
   const ssh = await tc.ssh(ident);
   const dir = tc.stashDir();
   const save = (what: string, text: string) => {

@@ -6,6 +6,8 @@ import { register as config } from './config.js';
 import { register as executeFlight } from './execute-flight.js';
 import { register as flight } from './flight.js';
 import { register as hosts } from './hosts.js';
+import { register as images } from './images.js';
+import { register as lab } from './lab.js';
 import { register as makeFlight } from './make-flight.js';
 import { register as reportFlight } from './report-flight.js';
 import { register as runJob } from './run-job.js';
@@ -29,6 +31,8 @@ export function registerAll(program: Command): void {
     aliases,
     reportFlight,
     serve,
+    lab,
+    images,
   ])
     r(program);
 }

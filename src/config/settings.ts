@@ -200,6 +200,94 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: 'Address osstest serve listens on for its web UI (reports, logs, live flights); --listen overrides it.',
   },
   { name: 'WebPort', default: '8037', doc: 'Port of the web UI of osstest serve; --port overrides it.' },
+  // Provisioning: boot files, webspace, installs.
+  {
+    name: 'TftpPath',
+    default: 'tftp',
+    doc: 'Root directory the TFTP server serves (pxelinux.0, its configs, boot files).',
+  },
+  {
+    name: 'TftpPxeDir',
+    default: 'pxelinux.cfg',
+    doc: "Directory under TftpPath of the hosts' pxelinux config files.",
+  },
+  {
+    name: 'TftpPxeTemplates',
+    default: '01-%etherhyph% %ipaddrhex%',
+    doc: "Names of a host's pxelinux config file; the first whose %var%s are known is written (%etherhyph%, %ipaddrhex%, %ether%, %name%).",
+  },
+  {
+    name: 'PxeTemplates',
+    doc: 'Directory of the boot config templates (pxelinux.tmpl, ipxe.tmpl and their -local forms); default the shipped config/pxe.',
+  },
+  {
+    name: 'WebspaceDir',
+    default: 'webspace',
+    doc: 'Directory of the files hosts fetch over HTTP while booting and installing: <WebspaceDir>/<host>/.',
+  },
+  {
+    name: 'WebspaceUrl',
+    doc: "URL hosts reach the webspace at (by IPv4 address); default the virtual lab's, http://<LabSubnet .1>:<LabHttpPort>/.",
+  },
+  {
+    name: 'ImagesKernelPackage',
+    doc: "Debian package `images update` takes the hosts' kernel from (default linux-image-<arch>).",
+  },
+  {
+    name: 'HostInstallFetchTimeout',
+    default: '300',
+    doc: 'Seconds from power-on until a host being installed must have fetched its boot files.',
+  },
+  {
+    name: 'HostInstallTimeout',
+    default: '900',
+    doc: 'Seconds from power-on until a host being installed must answer ssh.',
+  },
+  {
+    name: 'HostRebootTimeout',
+    default: '600',
+    doc: 'Seconds a host may take to go down and come back up with ssh (ts-host-reboot, ts-host-powercycle).',
+  },
+  // The virtual lab.
+  {
+    name: 'LabDir',
+    default: 'lab',
+    doc: "Directory of the virtual lab's state: VM definitions and serial logs, services log, leases.",
+  },
+  { name: 'LabNamespace', default: 'osstest-lab', doc: "Name of the virtual lab's network namespace." },
+  {
+    name: 'LabSubnet',
+    default: '10.215.0.0/24',
+    doc: "The lab's network (exists only inside its namespace): .1 the boot services, .10+ QEMU hosts, .100+ build hosts.",
+  },
+  {
+    name: 'LabLinkNet',
+    default: '10.215.255.0/30',
+    doc: "The /30 joining the root namespace (.1) to the lab's (.2); LabSubnet is routed through it.",
+  },
+  {
+    name: 'LabQemuHosts',
+    default: '2',
+    doc: 'Number of QEMU test hosts lab up defines (<LabHostPrefix>-q0, -q1, …).',
+  },
+  {
+    name: 'LabBuildHosts',
+    default: '1',
+    doc: 'Number of netns build hosts lab up makes (<LabHostPrefix>-b0, …).',
+  },
+  { name: 'LabHostPrefix', default: 'lab', doc: 'Prefix of the names of the lab hosts.' },
+  {
+    name: 'LabQemuAccel',
+    default: 'tcg',
+    doc: 'QEMU accelerator of the lab VMs: tcg (software emulation, works anywhere) or kvm (needs /dev/kvm).',
+  },
+  { name: 'LabQemuMemory', default: '256', doc: 'Memory of each lab VM, in MB.' },
+  {
+    name: 'LabHttpPort',
+    default: '80',
+    doc: "Port of the lab's web server (the webspace) on the lab bridge.",
+  },
+  { name: 'QemuBinary', default: 'qemu-system-x86_64', doc: 'QEMU program the lab VMs run.' },
 ];
 
 /** The table entry that documents a name: its own entry, else the most specific family it belongs to. */
