@@ -1,7 +1,23 @@
 import type { JobStatus, StepStatus } from '../model/status.js';
 import type {
+  BranchControl,
+  BranchControlChange,
+  GateRun,
+  GateRunChange,
+  NewGateRun,
+  NewPush,
+  PushRecord,
+} from './gate-types.js';
+import type { LabStore } from './lab/types.js';
+import type {
   Allocation,
   AllocationEvent,
+  Bisection,
+  BisectionFlight,
+  BisectionFlightRole,
+  BisectionResult,
+  BisectionState,
+  BisectionUpdate,
   Flight,
   Host,
   HostEvent,
@@ -25,6 +41,8 @@ import type {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   close(): Promise<void>;
+  /** Lab mode: workers, queued flights, job claims, leases, shared build hosts, host health (src/db/lab/). */
+  readonly lab: LabStore;
 
   // flights
   createFlight(f: NewFlight): Promise<Flight>;
@@ -97,4 +115,63 @@ export interface Store {
   listAllocations(): Promise<Allocation[]>;
   /** Oldest first; with `limit`, the newest `limit` events. Kept after hosts and flights are deleted. */
   allocationLog(opts?: { host?: string; limit?: number }): Promise<AllocationEvent[]>;
+
+  // bisections (src/bisect/)
+  /**
+   * Atomically: the open (pending or running) bisection of (branch, job, testid) if there is one,
+   * else a new pending one. `created` says which.
+   */
+  requestBisection(b: {
+    branch: string;
+    job: string;
+    testid: string;
+    requestedFlight?: string | null;
+  }): Promise<{ bisection: Bisection; created: boolean }>;
+  getBisection(id: number): Promise<Bisection | undefined>;
+  /** Newest first. */
+  listBisections(opts?: {
+    branch?: string;
+    job?: string;
+    testid?: string;
+    state?: BisectionState;
+    limit?: number;
+  }): Promise<Bisection[]>;
+  updateBisection(id: number, patch: BisectionUpdate): Promise<Bisection>;
+  /** A flight of the bisection; ConflictError if it already has that flight. */
+  addBisectionFlight(
+    id: number,
+    f: {
+      flight: string;
+      role: BisectionFlightRole;
+      tuple: string;
+      reason?: string | null;
+      result?: BisectionResult | null;
+      at?: Millis | null;
+    },
+  ): Promise<BisectionFlight>;
+  setBisectionFlightResult(id: number, flight: string, result: BisectionResult, at?: Millis): Promise<void>;
+  /** In the order they were added. */
+  listBisectionFlights(id: number): Promise<BisectionFlight[]>;
+
+  // the push gate's state (src/gate/, migration 20; types in gate-types.ts)
+  /** The branch's controls; the defaults (nothing set) when it has none. */
+  getBranchControl(branch: string): Promise<BranchControl>;
+  /** Every branch that has controls set, by name. */
+  listBranchControls(): Promise<BranchControl[]>;
+  /** Sets the given fields and returns the controls afterwards. */
+  setBranchControl(branch: string, change: BranchControlChange): Promise<BranchControl>;
+  /** Atomically clears the force-push request if it is still `rev`; true when it was (use it once). */
+  takeForcePush(branch: string, rev: string): Promise<boolean>;
+  /** ConflictError while another run of the same branch has not finished. */
+  startGateRun(r: NewGateRun): Promise<GateRun>;
+  /** Refused once the run has finished. */
+  updateGateRun(id: number, change: GateRunChange): Promise<GateRun>;
+  getGateRun(id: number): Promise<GateRun | undefined>;
+  /** Newest first. */
+  listGateRuns(opts?: { branch?: string; limit?: number }): Promise<GateRun[]>;
+  /** The newest completed run of the branch whose flight tested `revision` of `tree` (the tree under test). */
+  findTestedRun(branch: string, tree: string, revision: string): Promise<GateRun | undefined>;
+  recordPush(p: NewPush): Promise<PushRecord>;
+  /** Newest first. */
+  listPushes(opts?: { branch?: string; limit?: number }): Promise<PushRecord[]>;
 }

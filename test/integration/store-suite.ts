@@ -21,10 +21,12 @@ import {
   NotFoundError,
   StoreError,
 } from '../../src/db/errors.js';
+import type { NewGateRun } from '../../src/db/gate-types.js';
 import type { StoreSpec } from '../../src/db/open.js';
 import type { Store } from '../../src/db/store.js';
 import type { AllocationEvent } from '../../src/db/types.js';
 import { JOB_STATUSES, nextJobStatus, STEP_STATUSES } from '../../src/model/status.js';
+import { defineLabStoreSuite } from './lab-store-suite.js';
 
 export interface StoreFixture {
   /** A fresh, empty store. */
@@ -247,6 +249,8 @@ export async function runStoreChildren(
 }
 
 export function defineStoreSuite(label: string, makeStore: () => Promise<StoreFixture>): void {
+  // Lab mode's part of the contract (workers, claims, leases, shares, health): lab-store-suite.ts.
+  defineLabStoreSuite(label, makeStore);
   describe(`store contract (${label})`, () => {
     let fx: StoreFixture;
     let store: Store;
@@ -1096,6 +1100,327 @@ export function defineStoreSuite(label: string, makeStore: () => Promise<StoreFi
         );
         expect(await store.allocationLog({ host: 'nobody' })).toEqual([]);
         expect(checkNoOverlap(all).holds).toBe(6);
+      });
+    });
+
+    describe('bisections', () => {
+      const key = { branch: 'br', job: 'test-x', testid: 'run-tests' };
+
+      it('a request makes one pending bisection per open (branch, job, testid); a finished one makes room for the next', async () => {
+        const t0 = Date.now();
+        const a = await store.requestBisection({ ...key, requestedFlight: '12' });
+        expect(a.created).toBe(true);
+        expect(a.bisection).toMatchObject({
+          ...key,
+          requestedFlight: '12',
+          state: 'pending',
+          failureFlight: null,
+          trees: {},
+          hosts: {},
+          code: null,
+          culpritParents: [],
+          confirmed: null,
+          started: null,
+        });
+        expect(a.bisection.created).toBeGreaterThanOrEqual(t0);
+        const again = await store.requestBisection({ ...key, requestedFlight: '13' });
+        expect(again).toEqual({ bisection: a.bisection, created: false });
+        const other = await store.requestBisection({ ...key, testid: 'other' });
+        expect(other.created).toBe(true);
+        expect(other.bisection.id).not.toBe(a.bisection.id);
+        await store.updateBisection(a.bisection.id, { state: 'running' });
+        expect((await store.requestBisection(key)).bisection.id).toBe(a.bisection.id);
+        await store.updateBisection(a.bisection.id, { state: 'done', code: 4 });
+        const next = await store.requestBisection(key);
+        expect(next.created).toBe(true);
+        expect(next.bisection.requestedFlight).toBeNull();
+        expect((await store.listBisections(key)).map((b) => b.id)).toEqual([
+          next.bisection.id,
+          a.bisection.id,
+        ]);
+        expect((await store.listBisections({ state: 'pending' })).map((b) => b.id)).toEqual([
+          next.bisection.id,
+          other.bisection.id,
+        ]);
+        expect(await store.listBisections({ limit: 1 })).toHaveLength(1);
+        expect(await store.listBisections({ branch: 'nope' })).toEqual([]);
+      });
+
+      it('two connections asking at once get the same bisection', async () => {
+        const other = (await second()) ?? store;
+        const got = await Promise.all(
+          Array.from({ length: 6 }, (_v, i) => (i % 2 ? other : store).requestBisection(key)),
+        );
+        expect(new Set(got.map((g) => g.bisection.id)).size).toBe(1);
+        expect(got.filter((g) => g.created)).toHaveLength(1);
+      });
+
+      it('records the ends, the verdict and the confirmation, and reads them back', async () => {
+        const { bisection: b } = await store.requestBisection(key);
+        const u = await store.updateBisection(b.id, {
+          state: 'done',
+          failureFlight: '20',
+          basisFlight: '18',
+          failureTuple: 'linux=bb,xen=aa',
+          basisTuple: 'linux=b0,xen=a0',
+          trees: { xen: '/srv/xen.git', linux: 'https://example.invalid/linux.git' },
+          hosts: { host: 'h1' },
+          parallel: 2,
+          code: 4,
+          wording: 'Found and reproduced problem changeset',
+          detail: 'bug introduced in xen at aa',
+          culpritTree: 'xen',
+          culpritRev: 'aa',
+          culpritParents: ['a9', 'a8'],
+          confidence: 0.987654321,
+          started: 1000,
+          finished: 2000,
+        });
+        expect(u).toMatchObject({
+          state: 'done',
+          failureFlight: '20',
+          hosts: { host: 'h1' },
+          parallel: 2,
+          code: 4,
+          culpritParents: ['a9', 'a8'],
+          confidence: 0.987654321,
+          confirmed: null,
+          finished: 2000,
+        });
+        expect(await store.getBisection(b.id)).toEqual(u);
+        expect((await store.updateBisection(b.id, { confirmed: false })).confirmed).toBe(false);
+        expect((await store.updateBisection(b.id, { confirmed: true })).confirmed).toBe(true);
+        expect(
+          (await store.updateBisection(b.id, { confirmed: null, culpritParents: [] })).confirmed,
+        ).toBeNull();
+        expect(await store.getBisection(b.id + 1000)).toBeUndefined();
+      });
+
+      it('refuses bad updates and unknown bisections, changing nothing', async () => {
+        const { bisection: b } = await store.requestBisection(key);
+        await refused(() => store.updateBisection(b.id, { code: 5 }), StoreError, /code must be one of 4, 8/);
+        await refused(() => store.updateBisection(b.id, { confidence: 1.5 }), StoreError, /between 0 and 1/);
+        await refused(() => store.updateBisection(b.id, { parallel: 0 }), StoreError, /parallel/);
+        await refused(
+          () => store.updateBisection(b.id, { state: 'finished' as never }),
+          StoreError,
+          /invalid bisection state/,
+        );
+        await refused(
+          () => store.updateBisection(b.id, { bogus: 1 } as never),
+          StoreError,
+          /no field "bogus"/,
+        );
+        await refused(
+          () => store.updateBisection(b.id + 7, { state: 'done' }),
+          NotFoundError,
+          /no bisection/,
+        );
+        await refused(() => store.requestBisection({ ...key, job: 'a/b' }), InvalidNameError, /job name/);
+        await refused(
+          () => store.addBisectionFlight(b.id + 7, { flight: '1', role: 'test', tuple: 'x=1' }),
+          NotFoundError,
+          /no bisection/,
+        );
+      });
+
+      it('keeps the flights of a bisection with their tuples and results, in the order added', async () => {
+        const { bisection: b } = await store.requestBisection(key);
+        await store.addBisectionFlight(b.id, {
+          flight: '18',
+          role: 'basis',
+          tuple: 'xen=a0',
+          result: 'pass',
+          at: 100,
+        });
+        await store.addBisectionFlight(b.id, {
+          flight: '20',
+          role: 'failure',
+          tuple: 'xen=aa',
+          result: 'fail',
+          at: 200,
+        });
+        const t = await store.addBisectionFlight(b.id, {
+          flight: '21',
+          role: 'test',
+          tuple: 'xen=a5',
+          reason: 'bisect',
+        });
+        expect(t).toMatchObject({ bisection: b.id, flight: '21', result: null, at: null, reason: 'bisect' });
+        await refused(
+          () => store.addBisectionFlight(b.id, { flight: '21', role: 'test', tuple: 'xen=a6' }),
+          ConflictError,
+          /already has flight 21/,
+        );
+        await refused(
+          () => store.addBisectionFlight(b.id, { flight: '22', role: 'boss' as never, tuple: 'xen=a6' }),
+          StoreError,
+          /role/,
+        );
+        await refused(
+          () => store.setBisectionFlightResult(b.id, '21', 'maybe' as never),
+          StoreError,
+          /invalid bisection result/,
+        );
+        await refused(
+          () => store.setBisectionFlightResult(b.id, '99', 'pass'),
+          NotFoundError,
+          /no flight 99/,
+        );
+        await store.setBisectionFlightResult(b.id, '21', 'fail', 300);
+        const list = await store.listBisectionFlights(b.id);
+        expect(list.map((f) => [f.flight, f.role, f.tuple, f.result, f.at])).toEqual([
+          ['18', 'basis', 'xen=a0', 'pass', 100],
+          ['20', 'failure', 'xen=aa', 'fail', 200],
+          ['21', 'test', 'xen=a5', 'fail', 300],
+        ]);
+        const { bisection: empty } = await store.requestBisection({ ...key, testid: 'z' });
+        expect(await store.listBisectionFlights(empty.id)).toEqual([]);
+        await expect(store.listBisectionFlights(empty.id + 50)).rejects.toThrow(NotFoundError);
+      });
+    });
+
+    describe('push gate state', () => {
+      const run = (over: Partial<NewGateRun> = {}): NewGateRun => ({
+        branch: 'xen-unstable',
+        tree: 'xen',
+        kind: 'test',
+        old: 'a'.repeat(40),
+        new: 'b'.repeat(40),
+        revisions: { xen: 'b'.repeat(40), linux: 'c'.repeat(40) },
+        runner: '1@here',
+        ...over,
+      });
+
+      it('branch controls: defaults, changes field by field, listed by branch, force-push taken once', async () => {
+        expect(await store.getBranchControl('xen-unstable')).toEqual({
+          branch: 'xen-unstable',
+          stopped: false,
+          blockPush: false,
+          forcePush: null,
+          note: '',
+          updated: null,
+        });
+        expect(await store.listBranchControls()).toEqual([]);
+        const t0 = Date.now();
+        const stopped = await store.setBranchControl('xen-unstable', { stopped: true, note: 'lab move' });
+        expect(stopped).toMatchObject({ stopped: true, blockPush: false, forcePush: null, note: 'lab move' });
+        expect(stopped.updated).toBeGreaterThanOrEqual(t0);
+        await store.setBranchControl('xen-unstable', { blockPush: true, forcePush: 'f'.repeat(40) });
+        await store.setBranchControl('linux', { blockPush: true });
+        expect(await store.getBranchControl('xen-unstable')).toMatchObject({
+          stopped: true,
+          blockPush: true,
+          forcePush: 'f'.repeat(40),
+          note: 'lab move',
+        });
+        expect((await store.listBranchControls()).map((c) => c.branch)).toEqual(['linux', 'xen-unstable']);
+        expect(await store.takeForcePush('xen-unstable', 'e'.repeat(40))).toBe(false);
+        expect(await store.takeForcePush('xen-unstable', 'f'.repeat(40))).toBe(true);
+        expect(await store.takeForcePush('xen-unstable', 'f'.repeat(40))).toBe(false);
+        expect((await store.getBranchControl('xen-unstable')).forcePush).toBeNull();
+        expect(await store.takeForcePush('never-set', 'f'.repeat(40))).toBe(false);
+        await refused(
+          () => store.setBranchControl('bad branch', { stopped: true }),
+          InvalidNameError,
+          'bad branch',
+        );
+        await refused(
+          () => store.setBranchControl('xen-unstable', { forcePush: 'two words' }),
+          StoreError,
+          'force-push revision',
+        );
+        await refused(
+          () => store.setBranchControl('xen-unstable', { colour: 'red' } as never),
+          StoreError,
+          'colour',
+        );
+      });
+
+      it('gate runs: one open run per branch, changes until finished, newest first, tested revisions found', async () => {
+        const r1 = await store.startGateRun(run());
+        expect(r1).toMatchObject({
+          branch: 'xen-unstable',
+          kind: 'test',
+          flight: null,
+          reruns: [],
+          finished: null,
+          completed: false,
+          outcome: null,
+          detail: '',
+          revisions: { xen: 'b'.repeat(40), linux: 'c'.repeat(40) },
+        });
+        await refused(
+          () => store.startGateRun(run({ runner: '2@there' })),
+          ConflictError,
+          /gate run \d+ going on/,
+        );
+        // Other branches are not held up.
+        const other = await store.startGateRun(run({ branch: 'linux', tree: 'linux' }));
+        await store.updateGateRun(r1.id, { flight: '17' });
+        await store.updateGateRun(r1.id, { addRerun: '18' });
+        await store.updateGateRun(r1.id, { addRerun: '19', completed: true });
+        expect(await store.findTestedRun('xen-unstable', 'xen', 'b'.repeat(40))).toMatchObject({ id: r1.id });
+        const done = await store.updateGateRun(r1.id, {
+          outcome: 'pushed',
+          detail: 'fast-forward',
+          finished: true,
+        });
+        expect(done).toMatchObject({
+          flight: '17',
+          reruns: ['18', '19'],
+          completed: true,
+          outcome: 'pushed',
+        });
+        expect(done.finished).toBeGreaterThanOrEqual(done.started);
+        expect(await store.getGateRun(r1.id)).toEqual(done);
+        await refused(() => store.updateGateRun(r1.id, { detail: 'again' }), StoreError, 'has finished');
+        await refused(
+          () => store.updateGateRun(other.id, { finished: true }),
+          StoreError,
+          'needs an outcome',
+        );
+        await refused(() => store.updateGateRun(9999, { detail: 'x' }), NotFoundError, 'no gate run 9999');
+        await refused(() => store.startGateRun(run({ kind: 'odd' as never })), StoreError, 'kind');
+
+        // Now the branch may run again; a run that did not complete does not count as tested.
+        const r2 = await store.startGateRun(run({ kind: 'baseline', new: 'a'.repeat(40) }));
+        await store.updateGateRun(r2.id, { outcome: 'error', finished: true });
+        expect(await store.findTestedRun('xen-unstable', 'xen', 'a'.repeat(40))).toBeUndefined();
+        expect(await store.findTestedRun('xen-unstable', 'linux', 'b'.repeat(40))).toBeUndefined();
+        expect(await store.findTestedRun('other', 'xen', 'b'.repeat(40))).toBeUndefined();
+        expect((await store.listGateRuns({ branch: 'xen-unstable' })).map((r) => r.id)).toEqual([
+          r2.id,
+          r1.id,
+        ]);
+        expect((await store.listGateRuns()).map((r) => r.id)).toEqual([r2.id, other.id, r1.id]);
+        expect((await store.listGateRuns({ limit: 1 })).map((r) => r.id)).toEqual([r2.id]);
+        expect(await store.getGateRun(4242)).toBeUndefined();
+      });
+
+      it('pushes: recorded with their result, listed newest first per branch', async () => {
+        const p = {
+          branch: 'xen-unstable',
+          flight: '17',
+          tree: 'xen',
+          url: '/srv/git/xen.git',
+          ref: 'master',
+          from: 'a'.repeat(40),
+          to: 'b'.repeat(40),
+          result: 'pushed' as const,
+          overridden: false,
+          detail: 'fast-forward',
+        };
+        const t0 = Date.now();
+        const a = await store.recordPush(p);
+        expect(a).toMatchObject(p);
+        expect(a.at).toBeGreaterThanOrEqual(t0);
+        const b = await store.recordPush({ ...p, flight: null, result: 'refused', overridden: true, at: 5 });
+        await store.recordPush({ ...p, branch: 'linux' });
+        expect(await store.listPushes({ branch: 'xen-unstable' })).toEqual([b, a]);
+        expect(await store.listPushes({ limit: 1 })).toHaveLength(1);
+        await refused(() => store.recordPush({ ...p, result: 'forced' as never }), StoreError, 'push result');
+        await refused(() => store.recordPush({ ...p, to: '' }), StoreError, 'push to revision');
       });
     });
 

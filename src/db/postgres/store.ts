@@ -22,7 +22,54 @@ import {
   nextJobStatus,
   type StepStatus,
 } from '../../model/status.js';
+import {
+  BISECTION_COLS,
+  BISECTION_FLIGHT_COLS,
+  type BisectionFlightRow,
+  type BisectionRow,
+  bisectionNotFound,
+  bisectionUpdateColumns,
+  checkBisectionFlight,
+  checkBisectionId,
+  checkBisectionKey,
+  checkBisectionListLimit,
+  checkBisectionResult,
+  checkState,
+  toBisection,
+  toBisectionFlight,
+} from '../bisections.js';
 import { ConflictError, FrozenError, NotFoundError, StoreError } from '../errors.js';
+import {
+  applyBranchControlChange,
+  applyGateRunChange,
+  BRANCH_CONTROL_COLS,
+  type BranchControlRow,
+  checkGateRunId,
+  checkListLimit,
+  checkNewGateRun,
+  checkNewPush,
+  defaultBranchControl,
+  GATE_RUN_COLS,
+  type GateRunRow,
+  gateRunNotFound,
+  PUSH_COLS,
+  type PushRow,
+  toBranchControl,
+  toGateRun,
+  toPush,
+} from '../gate.js';
+import type {
+  BranchControl,
+  BranchControlChange,
+  GateRun,
+  GateRunChange,
+  NewGateRun,
+  NewPush,
+  PushRecord,
+} from '../gate-types.js';
+import { postgresDriver } from '../lab/driver.js';
+import { LabStoreImpl } from '../lab/lab-store.js';
+import type { LabStore } from '../lab/types.js';
 import {
   checkFlightName,
   checkHostEvent,
@@ -40,6 +87,12 @@ import type { Store } from '../store.js';
 import type {
   Allocation,
   AllocationEvent,
+  Bisection,
+  BisectionFlight,
+  BisectionFlightRole,
+  BisectionResult,
+  BisectionState,
+  BisectionUpdate,
   Flight,
   Host,
   HostEvent,
@@ -250,11 +303,15 @@ export class PostgresStore implements Store {
   /** Statement texts get names, so each connection parses and plans them once (pg prepares named statements). */
   private readonly names = new Map<string, string>();
 
+  readonly lab: LabStore;
+
   constructor(
     private readonly pool: pg.Pool,
     /** Where the database is, for messages (never with the password). */
     readonly where: string,
-  ) {}
+  ) {
+    this.lab = new LabStoreImpl(postgresDriver(pool, where));
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;
@@ -1052,6 +1109,342 @@ export class PostgresStore implements Store {
             );
       return rows.map(toEvent);
     });
+  }
+
+  // ---- bisections (shared checks in ../bisections.ts)
+
+  private async bisectionRow(db: Db, id: number): Promise<BisectionRow> {
+    const r = (
+      await this.q<BisectionRow>(db, `SELECT ${BISECTION_COLS} FROM bisections WHERE id = $1`, [id])
+    )[0];
+    if (!r) throw bisectionNotFound(id);
+    return r;
+  }
+
+  async requestBisection(b: {
+    branch: string;
+    job: string;
+    testid: string;
+    requestedFlight?: string | null;
+  }): Promise<{ bisection: Bisection; created: boolean }> {
+    checkBisectionKey(b);
+    const requested = b.requestedFlight ?? null;
+    if (requested !== null) checkFlightName(requested);
+    return this.op('requestBisection', async () => {
+      // Insert-or-read until one of them answers: the open row can be closed between the two.
+      for (let attempt = 0; attempt < 100; attempt++) {
+        const ins = await this.q<BisectionRow>(
+          this.pool,
+          `INSERT INTO bisections (branch, job, testid, requested_flight, state, trees, hosts, created)
+           VALUES ($1, $2, $3, $4, 'pending', '{}', '{}', $5)
+           ON CONFLICT (branch, job, testid) WHERE state <> 'done' DO NOTHING
+           RETURNING ${BISECTION_COLS}`,
+          [b.branch, b.job, b.testid, requested, Date.now()],
+        );
+        if (ins[0]) return { bisection: toBisection(ins[0]), created: true };
+        const open = await this.q<BisectionRow>(
+          this.pool,
+          `SELECT ${BISECTION_COLS} FROM bisections WHERE branch = $1 AND job = $2 AND testid = $3 AND state <> 'done'`,
+          [b.branch, b.job, b.testid],
+        );
+        if (open[0]) return { bisection: toBisection(open[0]), created: false };
+      }
+      throw new StoreError(`bisection of ${b.branch} ${b.job} ${b.testid} kept changing while requested`);
+    });
+  }
+
+  async getBisection(id: number): Promise<Bisection | undefined> {
+    checkBisectionId(id);
+    return this.op('getBisection', async () => {
+      const r = (
+        await this.q<BisectionRow>(this.pool, `SELECT ${BISECTION_COLS} FROM bisections WHERE id = $1`, [id])
+      )[0];
+      return r && toBisection(r);
+    });
+  }
+
+  async listBisections(
+    opts: { branch?: string; job?: string; testid?: string; state?: BisectionState; limit?: number } = {},
+  ): Promise<Bisection[]> {
+    checkState(opts.state);
+    const limit = checkBisectionListLimit(opts.limit) ?? null;
+    return this.op('listBisections', async () =>
+      (
+        await this.q<BisectionRow>(
+          this.pool,
+          `SELECT ${BISECTION_COLS} FROM bisections
+           WHERE ($1::text IS NULL OR branch = $1) AND ($2::text IS NULL OR job = $2)
+             AND ($3::text IS NULL OR testid = $3) AND ($4::text IS NULL OR state = $4)
+           ORDER BY id DESC LIMIT $5`,
+          [opts.branch ?? null, opts.job ?? null, opts.testid ?? null, opts.state ?? null, limit],
+        )
+      ).map(toBisection),
+    );
+  }
+
+  async updateBisection(id: number, patch: BisectionUpdate): Promise<Bisection> {
+    checkBisectionId(id);
+    const cols = bisectionUpdateColumns(patch);
+    return this.op('updateBisection', async () => {
+      if (cols.length === 0) return toBisection(await this.bisectionRow(this.pool, id));
+      const set = cols.map(([c], i) => `${c} = $${i + 2}`).join(', ');
+      const r = (
+        await this.q<BisectionRow>(
+          this.pool,
+          `UPDATE bisections SET ${set} WHERE id = $1 RETURNING ${BISECTION_COLS}`,
+          [id, ...cols.map(([, v]) => v)],
+        )
+      )[0];
+      if (!r) throw bisectionNotFound(id);
+      return toBisection(r);
+    });
+  }
+
+  async addBisectionFlight(
+    id: number,
+    f: {
+      flight: string;
+      role: BisectionFlightRole;
+      tuple: string;
+      reason?: string | null;
+      result?: BisectionResult | null;
+      at?: Millis | null;
+    },
+  ): Promise<BisectionFlight> {
+    checkBisectionId(id);
+    const c = checkBisectionFlight(f);
+    return this.op('addBisectionFlight', async () => {
+      const added = Date.now();
+      try {
+        await this.q(
+          this.pool,
+          `INSERT INTO bisection_flights (bisection, flight, role, tuple, reason, result, at, added)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [id, c.flight, c.role, c.tuple, c.reason, c.result, c.at, added],
+        );
+      } catch (e) {
+        if (pgCode(e) === FOREIGN_KEY_VIOLATION) throw bisectionNotFound(id);
+        if (pgCode(e) === UNIQUE_VIOLATION)
+          throw new ConflictError(`bisection ${id} already has flight ${c.flight}`);
+        throw e;
+      }
+      return { bisection: id, ...c, added };
+    });
+  }
+
+  async setBisectionFlightResult(
+    id: number,
+    flight: string,
+    result: BisectionResult,
+    at?: Millis,
+  ): Promise<void> {
+    checkBisectionId(id);
+    checkBisectionResult(result);
+    const when = checkTime('result time', at);
+    await this.op('setBisectionFlightResult', async () => {
+      const r = await this.run(
+        this.pool,
+        'UPDATE bisection_flights SET result = $1, at = $2 WHERE bisection = $3 AND flight = $4',
+        [result, when, id, flight],
+      );
+      if (r.rowCount === 0) {
+        await this.bisectionRow(this.pool, id);
+        throw new NotFoundError(`bisection ${id} has no flight ${flight}`);
+      }
+    });
+  }
+
+  async listBisectionFlights(id: number): Promise<BisectionFlight[]> {
+    checkBisectionId(id);
+    return this.op('listBisectionFlights', async () => {
+      const rows = await this.q<BisectionFlightRow>(
+        this.pool,
+        `SELECT ${BISECTION_FLIGHT_COLS} FROM bisection_flights WHERE bisection = $1 ORDER BY seq`,
+        [id],
+      );
+      if (rows.length === 0) await this.bisectionRow(this.pool, id);
+      return rows.map(toBisectionFlight);
+    });
+  }
+
+  // ---- the push gate's state (shared checks in ../gate.ts)
+
+  private async branchControlOf(db: Db, branch: string, lock = ''): Promise<BranchControl> {
+    const r = (
+      await this.q<BranchControlRow>(
+        db,
+        `SELECT ${BRANCH_CONTROL_COLS} FROM branch_controls WHERE branch = $1 ${lock}`,
+        [branch],
+      )
+    )[0];
+    return r ? toBranchControl(r) : defaultBranchControl(branch);
+  }
+
+  async getBranchControl(branch: string): Promise<BranchControl> {
+    checkLabel('branch', branch);
+    return this.op('getBranchControl', () => this.branchControlOf(this.pool, branch));
+  }
+
+  async listBranchControls(): Promise<BranchControl[]> {
+    return this.op('listBranchControls', async () =>
+      (
+        await this.q<BranchControlRow>(
+          this.pool,
+          `SELECT ${BRANCH_CONTROL_COLS} FROM branch_controls ORDER BY branch COLLATE "C"`,
+        )
+      ).map(toBranchControl),
+    );
+  }
+
+  async setBranchControl(branch: string, change: BranchControlChange): Promise<BranchControl> {
+    checkLabel('branch', branch);
+    return this.op('setBranchControl', () =>
+      this.tx(async (c) => {
+        // The row exists (with the defaults) before it is locked, so two changes at once take turns.
+        await this.q(
+          c,
+          `INSERT INTO branch_controls (branch, stopped, block_push, force_push, note, updated)
+           VALUES ($1, false, false, NULL, '', $2) ON CONFLICT (branch) DO NOTHING`,
+          [branch, Date.now()],
+        );
+        const next = applyBranchControlChange(await this.branchControlOf(c, branch, 'FOR UPDATE'), change);
+        const updated = Date.now();
+        await this.q(
+          c,
+          'UPDATE branch_controls SET stopped = $2, block_push = $3, force_push = $4, note = $5, updated = $6 WHERE branch = $1',
+          [branch, next.stopped, next.blockPush, next.forcePush, next.note, updated],
+        );
+        return { ...next, updated };
+      }),
+    );
+  }
+
+  async takeForcePush(branch: string, rev: string): Promise<boolean> {
+    checkLabel('branch', branch);
+    checkNonEmpty('force-push revision', rev);
+    return this.op('takeForcePush', async () => {
+      const r = await this.run(
+        this.pool,
+        'UPDATE branch_controls SET force_push = NULL, updated = $3 WHERE branch = $1 AND force_push = $2',
+        [branch, rev, Date.now()],
+      );
+      return (r.rowCount ?? 0) > 0;
+    });
+  }
+
+  private async gateRunRow(db: Db, id: number, lock = ''): Promise<GateRun> {
+    const r = (
+      await this.q<GateRunRow>(db, `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE id = $1 ${lock}`, [id])
+    )[0];
+    if (!r) throw gateRunNotFound(id);
+    return toGateRun(r);
+  }
+
+  async startGateRun(nr: NewGateRun): Promise<GateRun> {
+    const c = checkNewGateRun(nr);
+    return this.op('startGateRun', async () => {
+      try {
+        const r = await this.q<GateRunRow>(
+          this.pool,
+          `INSERT INTO gate_runs (branch, tree, kind, old_rev, new_rev, revisions, flight, reruns, runner, started, finished, completed, outcome, detail)
+           VALUES ($1, $2, $3, $4, $5, $6, NULL, '[]', $7, $8, NULL, false, NULL, '')
+           RETURNING ${GATE_RUN_COLS}`,
+          [c.branch, c.tree, c.kind, c.old, c.new, c.revisions, c.runner, c.started],
+        );
+        return toGateRun(r[0]!);
+      } catch (e) {
+        // The partial unique index on unfinished runs is what refuses a second one.
+        if (pgCode(e) !== UNIQUE_VIOLATION) throw e;
+        const open = (
+          await this.q<GateRunRow>(
+            this.pool,
+            `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE branch = $1 AND finished IS NULL`,
+            [c.branch],
+          )
+        )[0];
+        throw new ConflictError(
+          `branch ${c.branch} has gate run ${open?.id ?? '?'} going on (started by ${open?.runner ?? '?'}); one run of a branch at a time`,
+        );
+      }
+    });
+  }
+
+  async updateGateRun(id: number, change: GateRunChange): Promise<GateRun> {
+    checkGateRunId(id);
+    return this.op('updateGateRun', () =>
+      this.tx(async (c) => {
+        const n = applyGateRunChange(await this.gateRunRow(c, id, 'FOR UPDATE'), change, Date.now());
+        await this.q(
+          c,
+          'UPDATE gate_runs SET flight = $2, reruns = $3, completed = $4, outcome = $5, detail = $6, finished = $7 WHERE id = $1',
+          [id, n.flight, JSON.stringify(n.reruns), n.completed, n.outcome, n.detail, n.finished],
+        );
+        return n;
+      }),
+    );
+  }
+
+  async getGateRun(id: number): Promise<GateRun | undefined> {
+    checkGateRunId(id);
+    return this.op('getGateRun', async () => {
+      const r = (
+        await this.q<GateRunRow>(this.pool, `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE id = $1`, [id])
+      )[0];
+      return r && toGateRun(r);
+    });
+  }
+
+  async listGateRuns(opts: { branch?: string; limit?: number } = {}): Promise<GateRun[]> {
+    const limit = checkListLimit(opts.limit) ?? null;
+    return this.op('listGateRuns', async () =>
+      (
+        await this.q<GateRunRow>(
+          this.pool,
+          `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE ($1::text IS NULL OR branch = $1) ORDER BY id DESC LIMIT $2`,
+          [opts.branch ?? null, limit],
+        )
+      ).map(toGateRun),
+    );
+  }
+
+  async findTestedRun(branch: string, tree: string, revision: string): Promise<GateRun | undefined> {
+    return this.op('findTestedRun', async () => {
+      const r = (
+        await this.q<GateRunRow>(
+          this.pool,
+          `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE branch = $1 AND tree = $2 AND new_rev = $3 AND completed
+           ORDER BY id DESC LIMIT 1`,
+          [branch, tree, revision],
+        )
+      )[0];
+      return r && toGateRun(r);
+    });
+  }
+
+  async recordPush(np: NewPush): Promise<PushRecord> {
+    const c = checkNewPush(np);
+    return this.op('recordPush', async () => {
+      const r = await this.q<{ id: number }>(
+        this.pool,
+        `INSERT INTO gate_pushes (branch, flight, tree, url, ref, from_rev, to_rev, result, overridden, detail, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
+        [c.branch, c.flight, c.tree, c.url, c.ref, c.from, c.to, c.result, c.overridden, c.detail, c.at],
+      );
+      return { id: Number(r[0]!.id), ...c };
+    });
+  }
+
+  async listPushes(opts: { branch?: string; limit?: number } = {}): Promise<PushRecord[]> {
+    const limit = checkListLimit(opts.limit) ?? null;
+    return this.op('listPushes', async () =>
+      (
+        await this.q<PushRow>(
+          this.pool,
+          `SELECT ${PUSH_COLS} FROM gate_pushes WHERE ($1::text IS NULL OR branch = $1) ORDER BY id DESC LIMIT $2`,
+          [opts.branch ?? null, limit],
+        )
+      ).map(toPush),
+    );
   }
 }
 

@@ -21,7 +21,54 @@ import {
   nextJobStatus,
   type StepStatus,
 } from '../../model/status.js';
+import {
+  BISECTION_COLS,
+  BISECTION_FLIGHT_COLS,
+  type BisectionFlightRow,
+  type BisectionRow,
+  bisectionNotFound,
+  bisectionUpdateColumns,
+  checkBisectionFlight,
+  checkBisectionId,
+  checkBisectionKey,
+  checkBisectionListLimit,
+  checkBisectionResult,
+  checkState,
+  toBisection,
+  toBisectionFlight,
+} from '../bisections.js';
 import { ConflictError, FrozenError, NotFoundError, StoreError } from '../errors.js';
+import {
+  applyBranchControlChange,
+  applyGateRunChange,
+  BRANCH_CONTROL_COLS,
+  type BranchControlRow,
+  checkGateRunId,
+  checkListLimit,
+  checkNewGateRun,
+  checkNewPush,
+  defaultBranchControl,
+  GATE_RUN_COLS,
+  type GateRunRow,
+  gateRunNotFound,
+  PUSH_COLS,
+  type PushRow,
+  toBranchControl,
+  toGateRun,
+  toPush,
+} from '../gate.js';
+import type {
+  BranchControl,
+  BranchControlChange,
+  GateRun,
+  GateRunChange,
+  NewGateRun,
+  NewPush,
+  PushRecord,
+} from '../gate-types.js';
+import { sqliteDriver } from '../lab/driver.js';
+import { LabStoreImpl } from '../lab/lab-store.js';
+import type { LabStore } from '../lab/types.js';
 import {
   checkFlightName,
   checkHostEvent,
@@ -39,6 +86,12 @@ import type { Store } from '../store.js';
 import type {
   Allocation,
   AllocationEvent,
+  Bisection,
+  BisectionFlight,
+  BisectionFlightRole,
+  BisectionResult,
+  BisectionState,
+  BisectionUpdate,
   Flight,
   Host,
   HostEvent,
@@ -153,11 +206,14 @@ export class SqliteStore implements Store {
   /** One wrapper runs any function as a transaction; `.immediate` / `.deferred` pick the BEGIN. */
   private readonly txn: Database.Transaction<(fn: () => unknown) => unknown>;
 
+  readonly lab: LabStore;
+
   constructor(
     private readonly db: Database.Database,
     readonly path: string,
   ) {
     this.txn = db.transaction((fn: () => unknown) => fn());
+    this.lab = new LabStoreImpl(sqliteDriver(db, path));
   }
 
   /** Prepared once per connection: the executor's hot path (steps, runvars) reuses them. */
@@ -759,22 +815,292 @@ export class SqliteStore implements Store {
   }
 
   async listAllocations(): Promise<Allocation[]> {
-    return (this.q('SELECT * FROM allocations ORDER BY host').all() as AllocationRow[]).map((r) => ({
-      ...r,
-    }));
+    // Named columns: lab mode added lease columns that are not part of an Allocation.
+    return (
+      this.q(
+        'SELECT host, flight, job, ident, allocated FROM allocations ORDER BY host',
+      ).all() as AllocationRow[]
+    ).map((r) => ({ ...r }));
   }
 
   async allocationLog(opts: { host?: string; limit?: number } = {}): Promise<AllocationEvent[]> {
     const limit = checkLimit(opts.limit);
     const rows =
       opts.host === undefined
-        ? this.q('SELECT * FROM (SELECT * FROM allocation_log ORDER BY id DESC LIMIT ?) ORDER BY id').all(
-            limit,
-          )
+        ? this.q(
+            'SELECT id, host, flight, job, ident, event, at FROM (SELECT * FROM allocation_log ORDER BY id DESC LIMIT ?) ORDER BY id',
+          ).all(limit)
         : this.q(
-            'SELECT * FROM (SELECT * FROM allocation_log WHERE host = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
+            'SELECT id, host, flight, job, ident, event, at FROM (SELECT * FROM allocation_log WHERE host = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
           ).all(opts.host, limit);
     return (rows as LogRow[]).map(toEvent);
+  }
+
+  // ---- bisections (shared checks in ../bisections.ts)
+
+  private bisectionRow(id: number): BisectionRow {
+    const r = this.q(`SELECT ${BISECTION_COLS} FROM bisections WHERE id = ?`).get(id) as
+      | BisectionRow
+      | undefined;
+    if (!r) throw bisectionNotFound(id);
+    return r;
+  }
+
+  async requestBisection(b: {
+    branch: string;
+    job: string;
+    testid: string;
+    requestedFlight?: string | null;
+  }): Promise<{ bisection: Bisection; created: boolean }> {
+    checkBisectionKey(b);
+    const requested = b.requestedFlight ?? null;
+    if (requested !== null) checkFlightName(requested);
+    return this.write(() => {
+      const ins = this.q(
+        `INSERT INTO bisections (branch, job, testid, requested_flight, state, trees, hosts, created)
+         VALUES (?, ?, ?, ?, 'pending', '{}', '{}', ?)
+         ON CONFLICT (branch, job, testid) WHERE state <> 'done' DO NOTHING`,
+      ).run(b.branch, b.job, b.testid, requested, Date.now());
+      const r = this.q(
+        `SELECT ${BISECTION_COLS} FROM bisections WHERE branch = ? AND job = ? AND testid = ? AND state <> 'done'`,
+      ).get(b.branch, b.job, b.testid) as BisectionRow;
+      return { bisection: toBisection(r), created: ins.changes > 0 };
+    });
+  }
+
+  async getBisection(id: number): Promise<Bisection | undefined> {
+    checkBisectionId(id);
+    const r = this.q(`SELECT ${BISECTION_COLS} FROM bisections WHERE id = ?`).get(id) as
+      | BisectionRow
+      | undefined;
+    return r && toBisection(r);
+  }
+
+  async listBisections(
+    opts: { branch?: string; job?: string; testid?: string; state?: BisectionState; limit?: number } = {},
+  ): Promise<Bisection[]> {
+    checkState(opts.state);
+    const limit = checkBisectionListLimit(opts.limit) ?? -1;
+    const rows = this.q(
+      `SELECT ${BISECTION_COLS} FROM bisections
+       WHERE (@branch IS NULL OR branch = @branch) AND (@job IS NULL OR job = @job)
+         AND (@testid IS NULL OR testid = @testid) AND (@state IS NULL OR state = @state)
+       ORDER BY id DESC LIMIT @limit`,
+    ).all({
+      branch: opts.branch ?? null,
+      job: opts.job ?? null,
+      testid: opts.testid ?? null,
+      state: opts.state ?? null,
+      limit,
+    }) as BisectionRow[];
+    return rows.map(toBisection);
+  }
+
+  async updateBisection(id: number, patch: BisectionUpdate): Promise<Bisection> {
+    checkBisectionId(id);
+    const cols = bisectionUpdateColumns(patch);
+    return this.write(() => {
+      this.bisectionRow(id);
+      if (cols.length > 0) {
+        const set = cols.map(([c]) => `${c} = ?`).join(', ');
+        const vals = cols.map(([c, v]) => (c === 'confirmed' && v !== null ? (v ? 1 : 0) : v));
+        this.db.prepare(`UPDATE bisections SET ${set} WHERE id = ?`).run(...vals, id);
+      }
+      return toBisection(this.bisectionRow(id));
+    });
+  }
+
+  async addBisectionFlight(
+    id: number,
+    f: {
+      flight: string;
+      role: BisectionFlightRole;
+      tuple: string;
+      reason?: string | null;
+      result?: BisectionResult | null;
+      at?: Millis | null;
+    },
+  ): Promise<BisectionFlight> {
+    checkBisectionId(id);
+    const c = checkBisectionFlight(f);
+    return this.write(() => {
+      this.bisectionRow(id);
+      if (this.q('SELECT 1 FROM bisection_flights WHERE bisection = ? AND flight = ?').get(id, c.flight))
+        throw new ConflictError(`bisection ${id} already has flight ${c.flight}`);
+      const added = Date.now();
+      this.q(
+        'INSERT INTO bisection_flights (bisection, flight, role, tuple, reason, result, at, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(id, c.flight, c.role, c.tuple, c.reason, c.result, c.at, added);
+      return { bisection: id, ...c, added };
+    });
+  }
+
+  async setBisectionFlightResult(
+    id: number,
+    flight: string,
+    result: BisectionResult,
+    at?: Millis,
+  ): Promise<void> {
+    checkBisectionId(id);
+    checkBisectionResult(result);
+    const when = checkTime('result time', at);
+    this.write(() => {
+      const r = this.q(
+        'UPDATE bisection_flights SET result = ?, at = ? WHERE bisection = ? AND flight = ?',
+      ).run(result, when, id, flight);
+      if (r.changes === 0) {
+        this.bisectionRow(id);
+        throw new NotFoundError(`bisection ${id} has no flight ${flight}`);
+      }
+    });
+  }
+
+  async listBisectionFlights(id: number): Promise<BisectionFlight[]> {
+    checkBisectionId(id);
+    return this.read(() => {
+      this.bisectionRow(id);
+      return (
+        this.q(`SELECT ${BISECTION_FLIGHT_COLS} FROM bisection_flights WHERE bisection = ? ORDER BY seq`).all(
+          id,
+        ) as BisectionFlightRow[]
+      ).map(toBisectionFlight);
+    });
+  }
+
+  // ---- the push gate's state (shared checks in ../gate.ts)
+
+  private branchControlOf(branch: string): BranchControl {
+    const r = this.q(`SELECT ${BRANCH_CONTROL_COLS} FROM branch_controls WHERE branch = ?`).get(branch) as
+      | BranchControlRow
+      | undefined;
+    return r ? toBranchControl(r) : defaultBranchControl(branch);
+  }
+
+  async getBranchControl(branch: string): Promise<BranchControl> {
+    checkLabel('branch', branch);
+    return this.branchControlOf(branch);
+  }
+
+  async listBranchControls(): Promise<BranchControl[]> {
+    return (
+      this.q(`SELECT ${BRANCH_CONTROL_COLS} FROM branch_controls ORDER BY branch`).all() as BranchControlRow[]
+    ).map(toBranchControl);
+  }
+
+  async setBranchControl(branch: string, change: BranchControlChange): Promise<BranchControl> {
+    checkLabel('branch', branch);
+    return this.write(() => {
+      const next = applyBranchControlChange(this.branchControlOf(branch), change);
+      const updated = Date.now();
+      this.q(
+        `INSERT INTO branch_controls (branch, stopped, block_push, force_push, note, updated) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (branch) DO UPDATE SET stopped = excluded.stopped, block_push = excluded.block_push,
+           force_push = excluded.force_push, note = excluded.note, updated = excluded.updated`,
+      ).run(branch, next.stopped ? 1 : 0, next.blockPush ? 1 : 0, next.forcePush, next.note, updated);
+      return { ...next, updated };
+    });
+  }
+
+  async takeForcePush(branch: string, rev: string): Promise<boolean> {
+    checkLabel('branch', branch);
+    checkNonEmpty('force-push revision', rev);
+    return this.write(
+      () =>
+        this.q(
+          'UPDATE branch_controls SET force_push = NULL, updated = ? WHERE branch = ? AND force_push = ?',
+        ).run(Date.now(), branch, rev).changes > 0,
+    );
+  }
+
+  private gateRunRow(id: number): GateRun {
+    const r = this.q(`SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE id = ?`).get(id) as GateRunRow | undefined;
+    if (!r) throw gateRunNotFound(id);
+    return toGateRun(r);
+  }
+
+  async startGateRun(nr: NewGateRun): Promise<GateRun> {
+    const c = checkNewGateRun(nr);
+    return this.write(() => {
+      const open = this.q(`SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE branch = ? AND finished IS NULL`).get(
+        c.branch,
+      ) as GateRunRow | undefined;
+      if (open) {
+        throw new ConflictError(
+          `branch ${c.branch} has gate run ${open.id} going on (started by ${open.runner}); one run of a branch at a time`,
+        );
+      }
+      const r = this.q(
+        `INSERT INTO gate_runs (branch, tree, kind, old_rev, new_rev, revisions, flight, reruns, runner, started, finished, completed, outcome, detail)
+         VALUES (?, ?, ?, ?, ?, ?, NULL, '[]', ?, ?, NULL, 0, NULL, '')`,
+      ).run(c.branch, c.tree, c.kind, c.old, c.new, c.revisions, c.runner, c.started);
+      return this.gateRunRow(Number(r.lastInsertRowid));
+    });
+  }
+
+  async updateGateRun(id: number, change: GateRunChange): Promise<GateRun> {
+    checkGateRunId(id);
+    return this.write(() => {
+      const n = applyGateRunChange(this.gateRunRow(id), change, Date.now());
+      this.q(
+        'UPDATE gate_runs SET flight = ?, reruns = ?, completed = ?, outcome = ?, detail = ?, finished = ? WHERE id = ?',
+      ).run(n.flight, JSON.stringify(n.reruns), n.completed ? 1 : 0, n.outcome, n.detail, n.finished, id);
+      return n;
+    });
+  }
+
+  async getGateRun(id: number): Promise<GateRun | undefined> {
+    checkGateRunId(id);
+    const r = this.q(`SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE id = ?`).get(id) as GateRunRow | undefined;
+    return r && toGateRun(r);
+  }
+
+  async listGateRuns(opts: { branch?: string; limit?: number } = {}): Promise<GateRun[]> {
+    const limit = checkListLimit(opts.limit) ?? -1;
+    return (
+      this.q(
+        `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE (@branch IS NULL OR branch = @branch) ORDER BY id DESC LIMIT @limit`,
+      ).all({ branch: opts.branch ?? null, limit }) as GateRunRow[]
+    ).map(toGateRun);
+  }
+
+  async findTestedRun(branch: string, tree: string, revision: string): Promise<GateRun | undefined> {
+    const r = this.q(
+      `SELECT ${GATE_RUN_COLS} FROM gate_runs WHERE branch = ? AND tree = ? AND new_rev = ? AND completed <> 0
+       ORDER BY id DESC LIMIT 1`,
+    ).get(branch, tree, revision) as GateRunRow | undefined;
+    return r && toGateRun(r);
+  }
+
+  async recordPush(np: NewPush): Promise<PushRecord> {
+    const c = checkNewPush(np);
+    return this.write(() => {
+      const r = this.q(
+        `INSERT INTO gate_pushes (branch, flight, tree, url, ref, from_rev, to_rev, result, overridden, detail, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        c.branch,
+        c.flight,
+        c.tree,
+        c.url,
+        c.ref,
+        c.from,
+        c.to,
+        c.result,
+        c.overridden ? 1 : 0,
+        c.detail,
+        c.at,
+      );
+      return { id: Number(r.lastInsertRowid), ...c };
+    });
+  }
+
+  async listPushes(opts: { branch?: string; limit?: number } = {}): Promise<PushRecord[]> {
+    const limit = checkListLimit(opts.limit) ?? -1;
+    return (
+      this.q(
+        `SELECT ${PUSH_COLS} FROM gate_pushes WHERE (@branch IS NULL OR branch = @branch) ORDER BY id DESC LIMIT @limit`,
+      ).all({ branch: opts.branch ?? null, limit }) as PushRow[]
+    ).map(toPush);
   }
 }
 

@@ -1,0 +1,1131 @@
+/**
+ * The lab store's logic, once for both databases (see driver.ts for how a transaction runs on each).
+ *
+ * Exclusivity of hosts rests on two things: an exclusive allocation is a row of `allocations`, whose
+ * primary key is the host; and every change that looks at a host before giving it away (taking
+ * hosts, joining or starting a share) first locks the host's row `FOR UPDATE` on PostgreSQL, which
+ * also waits for (and is waited for by) the core store's allocateHost (its insert takes a key-share
+ * lock on that row). sqlite's BEGIN IMMEDIATE makes every writer wait its turn.
+ *
+ * Lock order on PostgreSQL: worker → job → hosts → holds; the reaper only ever SKIPs rows others
+ * hold, so it never waits while holding a lock a worker needs.
+ */
+import { isFinalJobStatus, isJobStatus, type JobStatus, nextJobStatus } from '../../model/status.js';
+import { ConflictError, NotFoundError, StoreError } from '../errors.js';
+import { checkHostIdent, checkHostName, checkNonEmpty } from '../names.js';
+import type { Millis } from '../types.js';
+import { type Dialect, type LabDriver, sql, type TxBody } from './driver.js';
+import {
+  type HealthChange,
+  type HealthState,
+  type Hold,
+  type HoldEvent,
+  type HostHealthRecord,
+  type HostShareRow,
+  isHealthState,
+  type JobClaim,
+  type JobOutcome,
+  type LabQueue,
+  type LabQueueJob,
+  type LabStore,
+  type PastJobRun,
+  type QueuedFlight,
+  type ReapResult,
+  type TakeHosts,
+  type TakeResult,
+  type Worker,
+} from './types.js';
+
+/** The LISTEN/NOTIFY channel workers wait on. */
+export const LAB_CHANNEL = 'osstest_lab';
+
+interface WorkerRow {
+  id: string;
+  host: string;
+  pid: number;
+  started: number;
+  lease_until: number;
+  draining: number;
+  max_jobs: number;
+  ended: number | null;
+  end_reason: string | null;
+}
+const WORKER_COLS = 'id, host, pid, started, lease_until, draining, max_jobs, ended, end_reason';
+const toWorker = (r: WorkerRow): Worker => ({
+  id: r.id,
+  host: r.host,
+  pid: Number(r.pid),
+  started: Number(r.started),
+  leaseUntil: Number(r.lease_until),
+  draining: Number(r.draining) !== 0,
+  maxJobs: Number(r.max_jobs),
+  ended: r.ended === null ? null : Number(r.ended),
+  endReason: r.end_reason,
+});
+
+interface HoldRow {
+  host: string;
+  flight: string;
+  job: string;
+  ident: string;
+  allocated: number;
+  lease_until: number | null;
+  expected_end: number | null;
+  share: string | null;
+}
+const toHold = (r: HoldRow): Hold => ({
+  host: r.host,
+  flight: r.flight,
+  job: r.job,
+  ident: r.ident,
+  allocated: Number(r.allocated),
+  leaseUntil: r.lease_until === null ? null : Number(r.lease_until),
+  expectedEnd: r.expected_end === null ? null : Number(r.expected_end),
+  share: r.share,
+});
+
+interface HealthRow {
+  host: string;
+  state: string;
+  reason: string;
+  since: number | null;
+  broken_streak: number;
+  check_flight: string | null;
+  check_queued: number | null;
+}
+const toHealth = (r: HealthRow): HostHealthRecord => ({
+  host: r.host,
+  state: r.state as HealthState,
+  reason: r.reason,
+  since: r.since === null ? null : Number(r.since),
+  brokenStreak: Number(r.broken_streak),
+  checkFlight: r.check_flight,
+  checkQueued: r.check_queued === null ? null : Number(r.check_queued),
+});
+
+/** Holds of a WHERE over `allocations a` and `share_holders s` (with the share's type), in host order. */
+function holdsSql(d: Dialect, whereA: string, whereS: string): string {
+  return `SELECT * FROM (
+  SELECT a.host, a.flight, a.job, a.ident, a.allocated, a.lease_until, a.expected_end, CAST(NULL AS TEXT) AS share
+  FROM allocations a WHERE ${whereA}
+  UNION ALL
+  SELECT s.host, s.flight, s.job, s.ident, s.allocated, s.lease_until, s.expected_end, h.type AS share
+  FROM share_holders s JOIN host_shares h ON h.host = s.host WHERE ${whereS}
+) AS u ORDER BY host${d.c}, flight${d.c}, job${d.c}`;
+}
+
+function checkMs(what: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw new StoreError(`${what} must be a whole number of ms ≥ 0, not ${v}`);
+  return v;
+}
+
+function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(', ');
+}
+
+const iso = (t: Millis) => new Date(t).toISOString();
+
+function* notify(d: Dialect, what: string): TxBody<void> {
+  // Delivered when the transaction commits, to every worker's LISTEN connection.
+  if (d.pg) yield* sql('SELECT pg_notify(?, ?)', LAB_CHANNEL, what);
+}
+
+function* logHold(
+  h: Omit<Hold, 'allocated' | 'leaseUntil' | 'expectedEnd'>,
+  event: 'allocate' | 'release',
+  at: Millis,
+): TxBody<void> {
+  yield* sql(
+    'INSERT INTO allocation_log (host, flight, job, ident, event, at, share) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    h.host,
+    h.flight,
+    h.job,
+    h.ident,
+    event,
+    at,
+    h.share,
+  );
+}
+
+function* hostEvent(host: string, kind: string, detail: string, at: Millis): TxBody<void> {
+  yield* sql('INSERT INTO host_events (host, kind, detail, at) VALUES (?, ?, ?, ?)', host, kind, detail, at);
+}
+
+/** Deletes the holds given (each by its table) and logs their release. */
+function* releaseHolds(holds: readonly Hold[], at: Millis): TxBody<void> {
+  for (const h of holds) {
+    if (h.share === null) {
+      yield* sql(
+        'DELETE FROM allocations WHERE host = ? AND flight = ? AND job = ?',
+        h.host,
+        h.flight,
+        h.job,
+      );
+    } else {
+      yield* sql(
+        'DELETE FROM share_holders WHERE host = ? AND flight = ? AND job = ?',
+        h.host,
+        h.flight,
+        h.job,
+      );
+    }
+    yield* logHold(h, 'release', at);
+  }
+}
+
+/** Closes a job's running steps (the runner is gone); returns their numbers. */
+function* closeRunningSteps(
+  flight: string,
+  job: string,
+  status: 'broken' | 'aborted',
+  at: Millis,
+): TxBody<number[]> {
+  // The log path the executor would have recorded (executor/run-job.ts stepLogPath).
+  const rows = yield* sql<{ stepno: number }>(
+    `UPDATE steps SET status = ?, finished = ?,
+       log_path = COALESCE(log_path, CAST(? AS TEXT) || '/' || CAST(? AS TEXT) || '/' || CAST(stepno AS TEXT) || '.' || testcase || '.log')
+     WHERE flight = ? AND job = ? AND status = 'running' RETURNING stepno`,
+    status,
+    at,
+    flight,
+    job,
+    flight,
+    job,
+  );
+  return rows.map((r) => Number(r.stepno)).sort((a, b) => a - b);
+}
+
+/** Ends a job whose runner is gone: unfinished → broken, running steps closed. */
+function* breakJob(
+  d: Dialect,
+  flight: string,
+  job: string,
+  at: Millis,
+): TxBody<{ status: JobStatus; steps: number[] }> {
+  const j = (yield* sql<{ status: string }>(
+    `SELECT status FROM jobs WHERE flight = ? AND job = ? ${d.lock('FOR NO KEY UPDATE')}`,
+    flight,
+    job,
+  ))[0];
+  if (!j) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
+  let status = j.status as JobStatus;
+  if (!isFinalJobStatus(status)) {
+    status = nextJobStatus(status, 'broken');
+    yield* sql('UPDATE jobs SET status = ? WHERE flight = ? AND job = ?', status, flight, job);
+  }
+  const steps = yield* closeRunningSteps(flight, job, status === 'aborted' ? 'aborted' : 'broken', at);
+  return { status, steps };
+}
+
+/** The host's health row, made (good) if it has none, locked for the rest of the transaction. */
+function* healthRow(d: Dialect, host: string, at: Millis): TxBody<HealthRow> {
+  yield* sql(
+    "INSERT INTO host_health (host, state, reason, since, broken_streak) VALUES (?, 'good', '', ?, 0) ON CONFLICT (host) DO NOTHING",
+    host,
+    at,
+  );
+  const r = (yield* sql<HealthRow>(
+    `SELECT host, state, reason, since, broken_streak, check_flight, check_queued FROM host_health WHERE host = ? ${d.lock('FOR UPDATE')}`,
+    host,
+  ))[0];
+  if (!r) throw new StoreError(`host ${host}: health row missing right after it was made`);
+  return r;
+}
+
+function* setHealth(
+  host: string,
+  from: HealthRow,
+  to: HealthState,
+  reason: string,
+  streak: number,
+  at: Millis,
+): TxBody<HealthChange> {
+  const changed = from.state !== to;
+  yield* sql(
+    'UPDATE host_health SET state = ?, reason = ?, since = ?, broken_streak = ? WHERE host = ?',
+    to,
+    reason,
+    changed ? at : (from.since ?? at),
+    streak,
+    host,
+  );
+  if (changed) yield* hostEvent(host, 'health', `${from.state} → ${to}: ${reason}`, at);
+  return { host, from: from.state as HealthState, to, brokenStreak: streak, reason };
+}
+
+export class LabStoreImpl implements LabStore {
+  constructor(private readonly db: LabDriver) {}
+
+  get notifies(): boolean {
+    return this.db.dialect.pg;
+  }
+
+  // ---- workers
+
+  async registerWorker(w: {
+    id: string;
+    host: string;
+    pid: number;
+    leaseMs: number;
+    maxJobs: number;
+    now?: Millis;
+  }): Promise<Worker> {
+    checkNonEmpty('worker id', w.id);
+    checkNonEmpty('worker host', w.host);
+    checkMs('worker lease', w.leaseMs);
+    if (!Number.isSafeInteger(w.maxJobs) || w.maxJobs < 1)
+      throw new StoreError(`worker ${w.id}: most jobs at once must be a whole number ≥ 1, not ${w.maxJobs}`);
+    const now = w.now ?? Date.now();
+    return this.db.tx('registerWorker', function* () {
+      const r = yield* sql<WorkerRow>(
+        `INSERT INTO workers (id, host, pid, started, lease_until, draining, max_jobs) VALUES (?, ?, ?, ?, ?, 0, ?)
+         ON CONFLICT (id) DO NOTHING RETURNING ${WORKER_COLS}`,
+        w.id,
+        w.host,
+        w.pid,
+        now,
+        now + w.leaseMs,
+        w.maxJobs,
+      );
+      if (!r[0]) throw new ConflictError(`a worker '${w.id}' is already registered`);
+      return toWorker(r[0]);
+    });
+  }
+
+  async renewWorker(id: string, leaseMs: number, now = Date.now()): Promise<Worker | undefined> {
+    checkMs('worker lease', leaseMs);
+    const until = now + leaseMs;
+    return this.db.tx('renewWorker', function* () {
+      const r = (yield* sql<WorkerRow>(
+        `UPDATE workers SET lease_until = ? WHERE id = ? AND ended IS NULL RETURNING ${WORKER_COLS}`,
+        until,
+        id,
+      ))[0];
+      if (!r) return undefined;
+      yield* sql('UPDATE job_claims SET lease_until = ?, renewed = ? WHERE worker = ?', until, now, id);
+      const mine =
+        'EXISTS (SELECT 1 FROM job_claims c WHERE c.worker = ? AND c.flight = t.flight AND c.job = t.job)';
+      yield* sql(
+        `UPDATE allocations AS t SET lease_until = ? WHERE lease_until IS NOT NULL AND ${mine}`,
+        until,
+        id,
+      );
+      yield* sql(
+        `UPDATE share_holders AS t SET lease_until = ? WHERE lease_until IS NOT NULL AND ${mine}`,
+        until,
+        id,
+      );
+      return toWorker(r);
+    });
+  }
+
+  async drainWorkers(sel: { id?: string; host?: string }): Promise<Worker[]> {
+    const where = sel.id !== undefined ? 'id = ?' : sel.host !== undefined ? 'host = ?' : '1 = 1';
+    const params = sel.id !== undefined ? [sel.id] : sel.host !== undefined ? [sel.host] : [];
+    return this.db.tx('drainWorkers', function* (d) {
+      const rows = yield* sql<WorkerRow>(
+        `UPDATE workers SET draining = 1 WHERE ended IS NULL AND ${where} RETURNING ${WORKER_COLS}`,
+        ...params,
+      );
+      if (rows.length > 0) yield* notify(d, 'drain');
+      return rows.map(toWorker).sort((a, b) => a.started - b.started || (a.id < b.id ? -1 : 1));
+    });
+  }
+
+  async endWorker(id: string, reason: string, now = Date.now()): Promise<void> {
+    await this.db.tx('endWorker', function* () {
+      yield* sql(
+        'UPDATE workers SET ended = ?, end_reason = ? WHERE id = ? AND ended IS NULL',
+        now,
+        reason,
+        id,
+      );
+    });
+  }
+
+  async listWorkers(opts: { all?: boolean } = {}): Promise<Worker[]> {
+    const where = opts.all ? '' : 'WHERE ended IS NULL';
+    return this.db.tx('listWorkers', function* (d) {
+      const rows = yield* sql<WorkerRow>(
+        `SELECT ${WORKER_COLS} FROM workers ${where} ORDER BY started, id${d.c}`,
+      );
+      return rows.map(toWorker);
+    });
+  }
+
+  // ---- the queue
+
+  async queueFlight(
+    flight: string,
+    opts: { priority?: number | null; by: string; now?: Millis },
+  ): Promise<QueuedFlight> {
+    const priority = opts.priority ?? null;
+    if (priority !== null && !Number.isSafeInteger(priority))
+      throw new StoreError(`flight ${flight}: priority must be a whole number, not ${priority}`);
+    const now = opts.now ?? Date.now();
+    return this.db.tx('queueFlight', function* (d) {
+      const f = (yield* sql<{ intended: string; blessing: string }>(
+        `SELECT intended, blessing FROM flights WHERE flight = ? ${d.lock('FOR SHARE')}`,
+        flight,
+      ))[0];
+      if (!f) throw new NotFoundError(`no flight '${flight}'`);
+      if (f.blessing !== 'constructing' && f.blessing !== 'running')
+        throw new ConflictError(
+          `flight ${flight} has finished (blessed ${f.blessing}): make a new flight to run its jobs again`,
+        );
+      const n = (yield* sql<{ n: number }>('SELECT COUNT(*) AS n FROM jobs WHERE flight = ?', flight))[0]!;
+      if (Number(n.n) === 0) throw new ConflictError(`flight ${flight} has no jobs`);
+      const r = (yield* sql<{ flight: string; queued: number; priority: number | null; queued_by: string }>(
+        `INSERT INTO queued_flights (flight, queued, priority, queued_by) VALUES (?, ?, ?, ?)
+         ON CONFLICT (flight) DO UPDATE SET priority = COALESCE(excluded.priority, queued_flights.priority)
+         RETURNING flight, queued, priority, queued_by`,
+        flight,
+        now,
+        priority,
+        opts.by,
+      ))[0]!;
+      yield* notify(d, 'queue');
+      return {
+        flight: r.flight,
+        queued: Number(r.queued),
+        priority: r.priority === null ? null : Number(r.priority),
+        queuedBy: r.queued_by,
+        intended: f.intended,
+        blessing: f.blessing,
+      };
+    });
+  }
+
+  async labQueue(): Promise<LabQueue> {
+    return this.db.tx('labQueue', function* (d) {
+      const fs = yield* sql<{
+        flight: string;
+        queued: number;
+        priority: number | null;
+        queued_by: string;
+        intended: string;
+        blessing: string;
+      }>(
+        `SELECT q.flight, q.queued, q.priority, q.queued_by, f.intended, f.blessing
+         FROM queued_flights q JOIN flights f ON f.flight = q.flight ORDER BY q.queued, q.flight${d.c}`,
+      );
+      const jobs = yield* sql<{
+        flight: string;
+        job: string;
+        recipe: string;
+        status: string;
+        claimed_by: string | null;
+        last_finished: number | null;
+      }>(
+        `SELECT j.flight, j.job, j.recipe, j.status, c.worker AS claimed_by,
+           (SELECT MAX(s.finished) FROM steps s WHERE s.flight = j.flight AND s.job = j.job) AS last_finished
+         FROM jobs j JOIN queued_flights q ON q.flight = j.flight
+         LEFT JOIN job_claims c ON c.flight = j.flight AND c.job = j.job
+         ORDER BY j.flight${d.c}, j.job${d.c}`,
+      );
+      const vars = yield* sql<{ flight: string; job: string; name: string; val: string }>(
+        `SELECT r.flight, r.job, r.name, r.val FROM runvars r
+         JOIN queued_flights q ON q.flight = r.flight
+         JOIN jobs j ON j.flight = r.flight AND j.job = r.job
+         WHERE NOT r.synth AND j.status = 'queued'`,
+      );
+      const byJob = new Map<string, Record<string, string>>();
+      for (const v of vars) {
+        const k = `${v.flight}\0${v.job}`;
+        const m = byJob.get(k) ?? {};
+        m[v.name] = v.val;
+        byJob.set(k, m);
+      }
+      return {
+        flights: fs.map(
+          (r): QueuedFlight => ({
+            flight: r.flight,
+            queued: Number(r.queued),
+            priority: r.priority === null ? null : Number(r.priority),
+            queuedBy: r.queued_by,
+            intended: r.intended,
+            blessing: r.blessing,
+          }),
+        ),
+        jobs: jobs.map(
+          (r): LabQueueJob => ({
+            flight: r.flight,
+            job: r.job,
+            recipe: r.recipe,
+            status: r.status as JobStatus,
+            claimedBy: r.claimed_by,
+            runvars: byJob.get(`${r.flight}\0${r.job}`) ?? {},
+            lastFinished: r.last_finished === null ? null : Number(r.last_finished),
+          }),
+        ),
+      };
+    });
+  }
+
+  async completeFlights(): Promise<{ flight: string; blessing: string }[]> {
+    return this.db.tx('completeFlights', function* (d) {
+      const done = yield* sql<{ flight: string }>(
+        `SELECT q.flight FROM queued_flights q
+         WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.flight = q.flight AND j.status IN ('queued', 'preparing', 'running'))
+           AND NOT EXISTS (SELECT 1 FROM job_claims c WHERE c.flight = q.flight)
+         ORDER BY q.flight${d.c} ${d.lock('FOR UPDATE SKIP LOCKED')}`,
+      );
+      const out: { flight: string; blessing: string }[] = [];
+      for (const { flight } of done) {
+        const del = yield* sql<{ flight: string }>(
+          'DELETE FROM queued_flights WHERE flight = ? RETURNING flight',
+          flight,
+        );
+        if (del.length === 0) continue;
+        const b = yield* sql<{ blessing: string }>(
+          'UPDATE flights SET blessing = intended WHERE flight = ? RETURNING blessing',
+          flight,
+        );
+        out.push({ flight, blessing: b[0]!.blessing });
+      }
+      if (out.length > 0) yield* notify(d, 'flight-done');
+      return out;
+    });
+  }
+
+  async settleUnclaimed(flight: string, job: string, status: JobStatus, reason: string): Promise<boolean> {
+    if (!isJobStatus(status) || !isFinalJobStatus(status))
+      throw new StoreError(`settleUnclaimed ${flight}/${job}: '${status}' is not a final job status`);
+    return this.db.tx('settleUnclaimed', function* (d) {
+      const j = (yield* sql<{ status: string }>(
+        `SELECT status FROM jobs WHERE flight = ? AND job = ? ${d.lock('FOR NO KEY UPDATE SKIP LOCKED')}`,
+        flight,
+        job,
+      ))[0];
+      if (j?.status !== 'queued') return false;
+      const claimed = yield* sql('SELECT 1 FROM job_claims WHERE flight = ? AND job = ?', flight, job);
+      if (claimed.length > 0) return false;
+      yield* sql('UPDATE jobs SET status = ? WHERE flight = ? AND job = ?', status, flight, job);
+      yield* sql(
+        `INSERT INTO runvars (flight, job, name, val, synth) VALUES (?, ?, 'lab_reason', ?, ?)
+         ON CONFLICT (flight, job, name) DO UPDATE SET val = excluded.val, synth = excluded.synth`,
+        flight,
+        job,
+        reason,
+        d.pg ? true : 1,
+      );
+      yield* notify(d, 'settled');
+      return true;
+    });
+  }
+
+  // ---- holds
+
+  async takeHosts(t: TakeHosts): Promise<TakeResult> {
+    const now = t.now ?? Date.now();
+    if (t.holds.length === 0) throw new StoreError(`takeHosts ${t.flight}/${t.job}: no hosts asked for`);
+    for (const h of t.holds) {
+      checkHostName(h.host);
+      checkHostIdent(h.ident);
+    }
+    const names = [...new Set(t.holds.map((h) => h.host))].sort();
+    if (names.length !== t.holds.length)
+      throw new StoreError(`takeHosts ${t.flight}/${t.job}: one host named for two idents`);
+    if (t.share && !names.includes(t.share.host))
+      throw new StoreError(
+        `takeHosts ${t.flight}/${t.job}: share of ${t.share.host}, which the job does not take`,
+      );
+    if (t.share && t.holds.length !== 1)
+      throw new StoreError(`takeHosts ${t.flight}/${t.job}: a shared build host is for one-host jobs`);
+    const lease = t.leaseMs === undefined || t.leaseMs === null ? null : now + checkMs('lease', t.leaseMs);
+    if (t.claimFor !== undefined && lease === null)
+      throw new StoreError(`takeHosts ${t.flight}/${t.job}: a claim for worker ${t.claimFor} needs a lease`);
+    const expectedEnd = t.expectedEnd ?? null;
+    return this.db.tx('takeHosts', function* (d): TxBody<TakeResult> {
+      const { flight, job } = t;
+      if (t.claimFor !== undefined) {
+        const w = (yield* sql<{ draining: number; ended: number | null }>(
+          `SELECT draining, ended FROM workers WHERE id = ? ${d.lock('FOR SHARE')}`,
+          t.claimFor,
+        ))[0];
+        if (!w) throw new NotFoundError(`no worker '${t.claimFor}'`);
+        if (w.ended !== null) return { ok: false, why: `worker ${t.claimFor} has ended` };
+        if (Number(w.draining) !== 0) return { ok: false, why: `worker ${t.claimFor} is draining` };
+        const j = (yield* sql<{ status: string }>(
+          `SELECT status FROM jobs WHERE flight = ? AND job = ? ${d.lock('FOR NO KEY UPDATE SKIP LOCKED')}`,
+          flight,
+          job,
+        ))[0];
+        if (!j) return { ok: false, why: `${flight}/${job} is being taken by someone else, or is gone` };
+        if (j.status !== 'queued') return { ok: false, why: `${flight}/${job} is ${j.status}` };
+        const c = (yield* sql<{ worker: string }>(
+          'SELECT worker FROM job_claims WHERE flight = ? AND job = ?',
+          flight,
+          job,
+        ))[0];
+        if (c) return { ok: false, why: `${flight}/${job} is claimed by worker ${c.worker}` };
+      } else {
+        const j = yield* sql('SELECT 1 FROM jobs WHERE flight = ? AND job = ?', flight, job);
+        if (j.length === 0) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
+      }
+      const inList = placeholders(names.length);
+      const found = yield* sql<{ name: string }>(
+        `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock('FOR UPDATE')}`,
+        ...names,
+      );
+      const missing = names.filter((n) => !found.some((f) => f.name === n));
+      if (missing.length > 0) return { ok: false, why: `no host ${missing.join(', ')}` };
+      const allocs = yield* sql<{ host: string; flight: string; job: string; ident: string }>(
+        `SELECT host, flight, job, ident FROM allocations WHERE host IN (${inList})`,
+        ...names,
+      );
+      const health = yield* sql<{ host: string; state: string }>(
+        `SELECT host, state FROM host_health WHERE host IN (${inList})`,
+        ...names,
+      );
+      const shares = yield* sql<{
+        host: string;
+        type: string;
+        harness: string;
+        state: string;
+        slots: number;
+        wear: number;
+        wear_limit: number;
+        holders: number;
+        mine: number;
+      }>(
+        `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
+           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
+           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
+         FROM host_shares h WHERE h.host IN (${inList})`,
+        flight,
+        job,
+        ...names,
+      );
+      const inserts: Array<() => TxBody<void>> = [];
+      for (const want of t.holds) {
+        const h = want.host;
+        const st = health.find((x) => x.host === h)?.state ?? 'good';
+        if (!t.outOfService && (st === 'quarantined' || st === 'maintenance'))
+          return { ok: false, why: `host ${h} is ${st}` };
+        const a = allocs.find((x) => x.host === h);
+        const sh = shares.find((x) => x.host === h);
+        if (a) {
+          if (a.flight === flight && a.job === job && a.ident === want.ident && !t.share) continue;
+          return { ok: false, why: `host ${h} is held by ${a.flight}/${a.job} (${a.ident})` };
+        }
+        if (sh && Number(sh.mine) > 0)
+          return { ok: false, why: `${flight}/${job} already holds a slot of ${h}` };
+        const holders = sh ? Number(sh.holders) : 0;
+        const sa = t.share;
+        if (sa?.action === 'join') {
+          if (!sh) return { ok: false, why: `host ${h} is not shared` };
+          if (sh.state !== 'ready') return { ok: false, why: `share of ${h} is still being prepared` };
+          if (sh.type !== sa.type || sh.harness !== sa.harness)
+            return { ok: false, why: `share of ${h} is for ${sh.type} at harness ${sh.harness}` };
+          if (holders >= Number(sh.slots)) return { ok: false, why: `every slot of ${h} is taken` };
+          if (Number(sh.wear) >= Number(sh.wear_limit))
+            return { ok: false, why: `share of ${h} is worn out` };
+          inserts.push(function* () {
+            yield* sql('UPDATE host_shares SET wear = wear + 1 WHERE host = ?', h);
+            yield* sql(
+              'INSERT INTO share_holders (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
+              h,
+              flight,
+              job,
+              want.ident,
+              now,
+              lease,
+              expectedEnd,
+            );
+            yield* logHold({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now);
+          });
+          continue;
+        }
+        if (holders > 0) return { ok: false, why: `host ${h} is shared by ${holders} job(s)` };
+        if (sa?.action === 'start') {
+          if (sa.slots < 1 || sa.wearLimit < 1)
+            throw new StoreError(`share of ${h}: slots and wear limit must be ≥ 1`);
+          inserts.push(function* () {
+            // An idle share left on the host ends here: the host is prepared afresh.
+            yield* sql('DELETE FROM host_shares WHERE host = ?', h);
+            yield* sql(
+              `INSERT INTO host_shares (host, type, harness, state, slots, wear, wear_limit, created)
+               VALUES (?, ?, ?, 'prep', ?, 1, ?, ?)`,
+              h,
+              sa.type,
+              sa.harness,
+              sa.slots,
+              sa.wearLimit,
+              now,
+            );
+            yield* sql(
+              'INSERT INTO share_holders (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
+              h,
+              flight,
+              job,
+              want.ident,
+              now,
+              lease,
+              expectedEnd,
+            );
+            yield* logHold({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now);
+          });
+          continue;
+        }
+        inserts.push(function* () {
+          if (sh) yield* sql('DELETE FROM host_shares WHERE host = ?', h);
+          yield* sql(
+            'INSERT INTO allocations (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            h,
+            flight,
+            job,
+            want.ident,
+            now,
+            lease,
+            expectedEnd,
+          );
+          yield* logHold({ host: h, flight, job, ident: want.ident, share: null }, 'allocate', now);
+        });
+      }
+      // Every check passed: now, and only now, write.
+      for (const ins of inserts) yield* ins();
+      if (t.claimFor !== undefined) {
+        yield* sql(
+          'INSERT INTO job_claims (flight, job, worker, claimed, renewed, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
+          flight,
+          job,
+          t.claimFor,
+          now,
+          now,
+          lease ?? now,
+        );
+      }
+      return { ok: true };
+    });
+  }
+
+  async listHolds(): Promise<Hold[]> {
+    return this.db.tx('listHolds', function* (d) {
+      return (yield* sql<HoldRow>(holdsSql(d, '1 = 1', '1 = 1'))).map(toHold);
+    });
+  }
+
+  async listClaims(): Promise<JobClaim[]> {
+    return this.db.tx('listClaims', function* (d) {
+      const rows = yield* sql<{
+        flight: string;
+        job: string;
+        worker: string;
+        claimed: number;
+        renewed: number;
+        lease_until: number;
+      }>(
+        `SELECT flight, job, worker, claimed, renewed, lease_until FROM job_claims ORDER BY flight${d.c}, job${d.c}`,
+      );
+      return rows.map((r) => ({
+        flight: r.flight,
+        job: r.job,
+        worker: r.worker,
+        claimed: Number(r.claimed),
+        renewed: Number(r.renewed),
+        leaseUntil: Number(r.lease_until),
+      }));
+    });
+  }
+
+  async listShares(): Promise<HostShareRow[]> {
+    return this.db.tx('listShares', function* (d) {
+      const rows = yield* sql<{
+        host: string;
+        type: string;
+        harness: string;
+        state: string;
+        slots: number;
+        wear: number;
+        wear_limit: number;
+        created: number;
+        holders: number;
+      }>(
+        `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit, h.created,
+           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders
+         FROM host_shares h ORDER BY h.host${d.c}`,
+      );
+      return rows.map((r) => ({
+        host: r.host,
+        type: r.type,
+        harness: r.harness,
+        state: r.state as 'prep' | 'ready',
+        slots: Number(r.slots),
+        wear: Number(r.wear),
+        wearLimit: Number(r.wear_limit),
+        created: Number(r.created),
+        holders: Number(r.holders),
+      }));
+    });
+  }
+
+  async holdHistory(opts: { host?: string; flight?: string } = {}): Promise<HoldEvent[]> {
+    const conds: string[] = [];
+    const params: unknown[] = [];
+    if (opts.host !== undefined) {
+      conds.push('host = ?');
+      params.push(opts.host);
+    }
+    if (opts.flight !== undefined) {
+      conds.push('flight = ?');
+      params.push(opts.flight);
+    }
+    const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
+    return this.db.tx('holdHistory', function* () {
+      const rows = yield* sql<HoldEvent>(
+        `SELECT id, host, flight, job, ident, event, at, share FROM allocation_log ${where} ORDER BY id`,
+        ...params,
+      );
+      return rows.map((r) => ({ ...r, id: Number(r.id), at: Number(r.at) }));
+    });
+  }
+
+  async markShareReady(host: string, holder: { flight: string; job: string }): Promise<boolean> {
+    return this.db.tx('markShareReady', function* (d) {
+      const r = yield* sql<{ host: string }>(
+        `UPDATE host_shares SET state = 'ready' WHERE host = ? AND state = 'prep'
+           AND EXISTS (SELECT 1 FROM share_holders s WHERE s.host = ? AND s.flight = ? AND s.job = ?)
+         RETURNING host`,
+        host,
+        host,
+        holder.flight,
+        holder.job,
+      );
+      if (r.length > 0) yield* notify(d, 'share-ready');
+      return r.length > 0;
+    });
+  }
+
+  async closeJob(c: {
+    flight: string;
+    job: string;
+    worker?: string;
+    sharesPrepared: boolean;
+    now?: Millis;
+  }): Promise<{ status: JobStatus; stepsClosed: number[]; released: Hold[] }> {
+    const now = c.now ?? Date.now();
+    return this.db.tx('closeJob', function* (d) {
+      const { status, steps } = yield* breakJob(d, c.flight, c.job, now);
+      const held = (yield* sql<HoldRow>(
+        holdsSql(d, 'a.flight = ? AND a.job = ?', 's.flight = ? AND s.job = ?'),
+        c.flight,
+        c.job,
+        c.flight,
+        c.job,
+      )).map(toHold);
+      yield* releaseHolds(held, now);
+      for (const h of held.filter((x) => x.share !== null)) {
+        if (c.sharesPrepared)
+          yield* sql("UPDATE host_shares SET state = 'ready' WHERE host = ? AND state = 'prep'", h.host);
+        // A share nobody finished preparing, or one worn out, ends once its last holder has gone.
+        yield* sql(
+          `DELETE FROM host_shares WHERE host = ? AND (state = 'prep' OR wear >= wear_limit)
+             AND NOT EXISTS (SELECT 1 FROM share_holders s WHERE s.host = host_shares.host)`,
+          h.host,
+        );
+      }
+      if (c.worker !== undefined)
+        yield* sql(
+          'DELETE FROM job_claims WHERE flight = ? AND job = ? AND worker = ?',
+          c.flight,
+          c.job,
+          c.worker,
+        );
+      else yield* sql('DELETE FROM job_claims WHERE flight = ? AND job = ?', c.flight, c.job);
+      yield* notify(d, 'release');
+      return { status, stepsClosed: steps, released: held };
+    });
+  }
+
+  async reapExpired(opts: { graceMs: number; now?: Millis }): Promise<ReapResult> {
+    const grace = checkMs('grace', opts.graceMs);
+    const now = opts.now ?? Date.now();
+    return this.db.tx('reapExpired', function* (d): TxBody<ReapResult> {
+      const out: ReapResult = { workers: [], jobs: [], released: [] };
+      const dead = yield* sql<WorkerRow>(
+        `SELECT ${WORKER_COLS} FROM workers WHERE ended IS NULL AND lease_until < ? ORDER BY id${d.c} ${d.lock('FOR UPDATE SKIP LOCKED')}`,
+        now,
+      );
+      for (const w of dead) {
+        const why = `lease expired at ${iso(Number(w.lease_until))} (not renewed)`;
+        yield* sql('UPDATE workers SET ended = ?, end_reason = ? WHERE id = ?', now, why, w.id);
+        out.workers.push({ ...toWorker(w), ended: now, endReason: why });
+      }
+      const claims = yield* sql<{ flight: string; job: string; worker: string }>(
+        `SELECT flight, job, worker FROM job_claims
+         WHERE lease_until < ? OR worker IN (SELECT id FROM workers WHERE ended IS NOT NULL)
+         ORDER BY flight${d.c}, job${d.c} ${d.lock('FOR UPDATE SKIP LOCKED')}`,
+        now,
+      );
+      for (const cl of claims) {
+        const { status, steps } = yield* breakJob(d, cl.flight, cl.job, now);
+        // Holds made without a lease for this job now expire like the rest, after the grace.
+        yield* sql(
+          'UPDATE allocations SET lease_until = ? WHERE flight = ? AND job = ? AND lease_until IS NULL',
+          now,
+          cl.flight,
+          cl.job,
+        );
+        yield* sql(
+          'UPDATE share_holders SET lease_until = ? WHERE flight = ? AND job = ? AND lease_until IS NULL',
+          now,
+          cl.flight,
+          cl.job,
+        );
+        yield* sql('DELETE FROM job_claims WHERE flight = ? AND job = ?', cl.flight, cl.job);
+        out.jobs.push({ ...cl, status, stepsClosed: steps });
+      }
+      const cutoff = now - grace;
+      const expired = (yield* sql<HoldRow>(
+        holdsSql(
+          d,
+          'a.lease_until IS NOT NULL AND a.lease_until < ?',
+          's.lease_until IS NOT NULL AND s.lease_until < ?',
+        ),
+        cutoff,
+        cutoff,
+      )).map(toHold);
+      // Lock what we release, skipping holds another transaction is renewing or releasing right now.
+      const gone: Hold[] = [];
+      for (const h of expired) {
+        const table = h.share === null ? 'allocations' : 'share_holders';
+        const still = yield* sql(
+          `SELECT 1 FROM ${table} WHERE host = ? AND flight = ? AND job = ? AND lease_until < ? ${d.lock('FOR UPDATE SKIP LOCKED')}`,
+          h.host,
+          h.flight,
+          h.job,
+          cutoff,
+        );
+        if (still.length > 0) gone.push(h);
+      }
+      yield* releaseHolds(gone, now);
+      for (const h of gone) {
+        yield* hostEvent(
+          h.host,
+          'lease',
+          `released from ${h.flight}/${h.job} (${h.ident}${h.share ? `, share ${h.share}` : ''}): its lease expired at ${iso(h.leaseUntil!)}, grace ${grace} ms`,
+          now,
+        );
+        if (h.share !== null) {
+          // The dead holder may have left the host half-used: the share ends with its last holder.
+          yield* sql(
+            'DELETE FROM host_shares WHERE host = ? AND NOT EXISTS (SELECT 1 FROM share_holders s WHERE s.host = host_shares.host)',
+            h.host,
+          );
+        }
+      }
+      out.released = gone;
+      if (out.workers.length + out.jobs.length + gone.length > 0) yield* notify(d, 'reaped');
+      return out;
+    });
+  }
+
+  async pastRuns(jobs: readonly string[], opts: { since: Millis; limit?: number }): Promise<PastJobRun[]> {
+    if (jobs.length === 0) return [];
+    const names = [...new Set(jobs)];
+    const limit = opts.limit ?? 20 * names.length;
+    return this.db.tx('pastRuns', function* () {
+      const inList = placeholders(names.length);
+      const runs = yield* sql<{
+        flight: string;
+        job: string;
+        status: string;
+        started: number;
+        finished: number;
+      }>(
+        `SELECT j.flight, j.job, j.status, MIN(s.started) AS started, MAX(s.finished) AS finished
+         FROM jobs j JOIN steps s ON s.flight = j.flight AND s.job = j.job
+         WHERE j.job IN (${inList}) AND j.status IN ('pass', 'fail') AND s.started >= ?
+         GROUP BY j.flight, j.job, j.status
+         ORDER BY MAX(s.finished) DESC LIMIT ?`,
+        ...names,
+        opts.since,
+        limit,
+      );
+      const hosts = yield* sql<{ flight: string; job: string; host: string }>(
+        `SELECT DISTINCT flight, job, host FROM allocation_log
+         WHERE event = 'allocate' AND job IN (${inList}) AND at >= ?`,
+        ...names,
+        opts.since,
+      );
+      return runs
+        .filter((r) => r.started !== null && r.finished !== null)
+        .map((r) => ({
+          flight: r.flight,
+          job: r.job,
+          status: r.status as JobStatus,
+          started: Number(r.started),
+          finished: Number(r.finished),
+          hosts: hosts
+            .filter((h) => h.flight === r.flight && h.job === r.job)
+            .map((h) => h.host)
+            .sort(),
+        }));
+    });
+  }
+
+  // ---- health
+
+  async hostHealth(host?: string): Promise<HostHealthRecord[]> {
+    return this.db.tx('hostHealth', function* (d) {
+      const rows = yield* sql<HealthRow>(
+        `SELECT h.name AS host, COALESCE(x.state, 'good') AS state, COALESCE(x.reason, '') AS reason, x.since,
+           COALESCE(x.broken_streak, 0) AS broken_streak, x.check_flight, x.check_queued
+         FROM hosts h LEFT JOIN host_health x ON x.host = h.name
+         ${host === undefined ? '' : 'WHERE h.name = ?'} ORDER BY h.name${d.c}`,
+        ...(host === undefined ? [] : [host]),
+      );
+      if (host !== undefined && rows.length === 0) throw new NotFoundError(`no host '${host}'`);
+      return rows.map(toHealth);
+    });
+  }
+
+  async setHostHealth(
+    host: string,
+    state: HealthState,
+    reason: string,
+    now = Date.now(),
+  ): Promise<HealthChange> {
+    if (!isHealthState(state))
+      throw new StoreError(
+        `host ${host}: health '${state}' is not one of good, suspect, quarantined, maintenance`,
+      );
+    checkNonEmpty(`reason for host ${host}'s health`, reason);
+    return this.db.tx('setHostHealth', function* (d) {
+      const exists = yield* sql('SELECT 1 FROM hosts WHERE name = ?', host);
+      if (exists.length === 0) throw new NotFoundError(`no host '${host}'`);
+      const cur = yield* healthRow(d, host, now);
+      const change = yield* setHealth(
+        host,
+        cur,
+        state,
+        reason,
+        state === 'good' ? 0 : Number(cur.broken_streak),
+        now,
+      );
+      if (cur.state === state) yield* hostEvent(host, 'health', `${state} (set again): ${reason}`, now);
+      yield* sql('UPDATE host_health SET check_flight = NULL, check_queued = NULL WHERE host = ?', host);
+      yield* notify(d, 'health');
+      return change;
+    });
+  }
+
+  async recordJobOutcome(o: JobOutcome): Promise<HealthChange[]> {
+    const now = o.now ?? Date.now();
+    if (!Number.isSafeInteger(o.quarantineAfter) || o.quarantineAfter < 1)
+      throw new StoreError(`quarantine after ${o.quarantineAfter} broken jobs: must be a whole number ≥ 1`);
+    const counts = o.status === 'broken' || o.status === 'pass' || o.status === 'fail';
+    if (!counts) return [];
+    const hosts = [...new Set(o.hosts)].sort();
+    return this.db.tx('recordJobOutcome', function* (d) {
+      const out: HealthChange[] = [];
+      for (const host of hosts) {
+        const known = yield* sql('SELECT 1 FROM hosts WHERE name = ?', host);
+        if (known.length === 0) continue;
+        const cur = yield* healthRow(d, host, now);
+        const state = cur.state as HealthState;
+        // A host out of service ran the job by hand or for a health check: that is judged elsewhere.
+        if (state !== 'good' && state !== 'suspect') continue;
+        const streak = Number(cur.broken_streak);
+        if (o.status !== 'broken') {
+          if (state === 'suspect')
+            out.push(
+              yield* setHealth(host, cur, 'good', `${o.flight}/${o.job} ended ${o.status} here`, 0, now),
+            );
+          else if (streak > 0) yield* sql('UPDATE host_health SET broken_streak = 0 WHERE host = ?', host);
+          continue;
+        }
+        const passedElsewhere = yield* sql<{ flight: string; host: string }>(
+          `SELECT l.flight, l.host FROM allocation_log l JOIN jobs j ON j.flight = l.flight AND j.job = l.job
+           WHERE l.job = ? AND l.event = 'allocate' AND l.host <> ? AND l.at >= ? AND j.status = 'pass'
+           ORDER BY l.id DESC LIMIT 1`,
+          o.job,
+          host,
+          now - o.lookbackMs,
+        );
+        const seen = passedElsewhere[0];
+        if (!seen) continue;
+        const n = streak + 1;
+        const why = `${n} job(s) in a row broken here while they passed on other hosts (last: ${o.flight}/${o.job}, which passed in flight ${seen.flight} on ${seen.host})`;
+        if (n >= o.quarantineAfter) out.push(yield* setHealth(host, cur, 'quarantined', why, n, now));
+        else out.push(yield* setHealth(host, cur, 'suspect', why, n, now));
+      }
+      return out;
+    });
+  }
+
+  async startHealthCheck(host: string, intervalMs: number, now = Date.now()): Promise<boolean> {
+    checkMs('health check interval', intervalMs);
+    return this.db.tx('startHealthCheck', function* () {
+      const r = yield* sql(
+        `UPDATE host_health SET check_queued = ?
+         WHERE host = ? AND state = 'quarantined' AND check_flight IS NULL AND (check_queued IS NULL OR check_queued <= ?)
+         RETURNING host`,
+        now,
+        host,
+        now - intervalMs,
+      );
+      return r.length > 0;
+    });
+  }
+
+  async setHealthCheckFlight(host: string, flight: string): Promise<void> {
+    await this.db.tx('setHealthCheckFlight', function* () {
+      yield* sql('UPDATE host_health SET check_flight = ? WHERE host = ?', flight, host);
+    });
+  }
+
+  async recordHealthCheck(
+    host: string,
+    passed: boolean,
+    detail: string,
+    now = Date.now(),
+  ): Promise<HealthChange | undefined> {
+    return this.db.tx('recordHealthCheck', function* (d) {
+      const exists = yield* sql('SELECT 1 FROM hosts WHERE name = ?', host);
+      if (exists.length === 0) throw new NotFoundError(`no host '${host}'`);
+      const cur = yield* healthRow(d, host, now);
+      yield* sql('UPDATE host_health SET check_flight = NULL WHERE host = ?', host);
+      if (!passed) {
+        yield* hostEvent(host, 'health', `health check failed: ${detail}`, now);
+        return undefined;
+      }
+      yield* hostEvent(host, 'health', `health check passed: ${detail}`, now);
+      if (cur.state !== 'quarantined') return undefined;
+      const change = yield* setHealth(host, cur, 'good', `health check passed: ${detail}`, 0, now);
+      yield* notify(d, 'health');
+      return change;
+    });
+  }
+
+  // ---- wake-ups
+
+  async listen(onWake: (what: string) => void): Promise<() => Promise<void>> {
+    const connect = this.db.listenClient;
+    if (!connect) return async () => undefined;
+    const c = await connect();
+    let failed: Error | undefined;
+    c.on('notification', (m) => {
+      if (m.channel === LAB_CHANNEL) onWake(m.payload ?? '');
+    });
+    // A dropped connection only costs wake-ups: workers poll as well.
+    c.on('error', (e) => {
+      failed = e;
+    });
+    try {
+      await c.query(`LISTEN ${LAB_CHANNEL}`);
+    } catch (e) {
+      c.release(e as Error);
+      throw new StoreError(`LISTEN on PostgreSQL ${this.db.where}: ${(e as Error).message}`, { cause: e });
+    }
+    return async () => {
+      if (!failed)
+        await c.query(`UNLISTEN ${LAB_CHANNEL}`).catch((e: Error) => {
+          failed = e;
+        });
+      c.release(failed);
+    };
+  }
+}

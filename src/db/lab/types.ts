@@ -1,0 +1,282 @@
+/**
+ * Lab mode's part of the store: workers and their leases, the flights queued for them, which worker
+ * runs which job (claims), holds on hosts with leases (exclusive allocations and slots of shared
+ * build hosts), and host health. PostgreSQL is the coordination engine (row locks, SKIP LOCKED,
+ * LISTEN/NOTIFY); sqlite runs the same code with BEGIN IMMEDIATE and polling.
+ *
+ * Times are milliseconds since the epoch. A lease is a time after which, unless its holder renewed
+ * it, anyone may act as if the holder were gone.
+ */
+import type { JobStatus } from '../../model/status.js';
+import type { Job, Millis } from '../types.js';
+
+export const HEALTH_STATES = ['good', 'suspect', 'quarantined', 'maintenance'] as const;
+/** Same words as the scheduler's HostHealth (src/scheduler/types.ts). */
+export type HealthState = (typeof HEALTH_STATES)[number];
+
+export function isHealthState(s: string): s is HealthState {
+  return (HEALTH_STATES as readonly string[]).includes(s);
+}
+
+export interface Worker {
+  /** `MACHINE:PID:RANDOM`, unique for ever (a pid may come back; the random part does not). */
+  id: string;
+  /** The machine it runs on (its hostname). */
+  host: string;
+  pid: number;
+  started: Millis;
+  leaseUntil: Millis;
+  /** Told to take no new jobs and to exit once its current ones are done. */
+  draining: boolean;
+  maxJobs: number;
+  /** When it stopped (exited, or found dead by its lease); null while it runs. */
+  ended: Millis | null;
+  endReason: string | null;
+}
+
+export interface QueuedFlight {
+  flight: string;
+  queued: Millis;
+  /** Overrides the priority of the flight's intended blessing (lower is sooner); null: the default. */
+  priority: number | null;
+  queuedBy: string;
+  intended: string;
+  blessing: string;
+}
+
+/** A job of a queued flight, as a worker deciding what to take sees it. */
+export interface LabQueueJob extends Job {
+  /** The worker running it, if one claimed it. */
+  claimedBy: string | null;
+  /** Definition runvars (what the flight asked for, not what a run wrote). */
+  runvars: Record<string, string>;
+  /** When its last step finished, if it has steps (a dependency's end, for wait start). */
+  lastFinished: Millis | null;
+}
+
+export interface LabQueue {
+  flights: QueuedFlight[];
+  /** Every job of every queued flight, by flight then job name. */
+  jobs: LabQueueJob[];
+}
+
+export interface JobClaim {
+  flight: string;
+  job: string;
+  worker: string;
+  claimed: Millis;
+  renewed: Millis;
+  leaseUntil: Millis;
+}
+
+/** One holder of a host: an exclusive allocation, or one slot of a shared build host (`share` set). */
+export interface Hold {
+  host: string;
+  flight: string;
+  job: string;
+  ident: string;
+  allocated: Millis;
+  /** null: no lease (allocated by hand or by a run-job outside a worker); it never expires. */
+  leaseUntil: Millis | null;
+  /** When the holder was expected to be done, for the planner; null: unknown. */
+  expectedEnd: Millis | null;
+  /** The share type when this is a slot of a shared host; null for an exclusive allocation. */
+  share: string | null;
+}
+
+/** An allocation-log entry, with the share type for slots of shared hosts (null: exclusive). */
+export interface HoldEvent {
+  id: number;
+  host: string;
+  flight: string;
+  job: string;
+  ident: string;
+  event: 'allocate' | 'release';
+  at: Millis;
+  share: string | null;
+}
+
+export interface HostShareRow {
+  host: string;
+  /** `build-<suite>-<arch>`. */
+  type: string;
+  harness: string;
+  state: 'prep' | 'ready';
+  slots: number;
+  wear: number;
+  wearLimit: number;
+  created: Millis;
+  /** Jobs holding a slot now. */
+  holders: number;
+}
+
+/** What the planner said about a shared build host for this job (see ShareAction in the scheduler). */
+export type ShareTake =
+  | { action: 'join'; host: string; type: string; harness: string }
+  | { action: 'start'; host: string; type: string; harness: string; slots: number; wearLimit: number };
+
+export interface TakeHosts {
+  flight: string;
+  job: string;
+  /** Every ident of the job with its host: all are taken or none. */
+  holds: { ident: string; host: string }[];
+  share?: ShareTake;
+  /** Lease length; null or absent: the holds have no lease. */
+  leaseMs?: number | null;
+  expectedEnd?: Millis | null;
+  /** Claim the job for this worker in the same transaction: the job must be queued and unclaimed. */
+  claimFor?: string;
+  /** Take hosts whatever their health (a health-check job on a quarantined host). */
+  outOfService?: boolean;
+  now?: Millis;
+}
+
+export type TakeResult = { ok: true } | { ok: false; why: string };
+
+export interface HostHealthRecord {
+  host: string;
+  state: HealthState;
+  reason: string;
+  /** Since when it is in this state; null for a host never judged (good by default). */
+  since: Millis | null;
+  /** Jobs in a row that ended broken on it while passing elsewhere. */
+  brokenStreak: number;
+  /** A health-check flight queued for it and not yet judged. */
+  checkFlight: string | null;
+  checkQueued: Millis | null;
+}
+
+export interface HealthChange {
+  host: string;
+  from: HealthState;
+  to: HealthState;
+  brokenStreak: number;
+  reason: string;
+}
+
+export interface ReapResult {
+  /** Workers whose lease ran out, now marked ended. */
+  workers: Worker[];
+  /** Jobs whose worker (or claim lease) was gone: made broken, their running steps closed. */
+  jobs: { flight: string; job: string; worker: string; status: JobStatus; stepsClosed: number[] }[];
+  /** Holds whose lease ran out more than the grace ago, now released. */
+  released: Hold[];
+}
+
+export interface JobOutcome {
+  flight: string;
+  job: string;
+  status: JobStatus;
+  hosts: readonly string[];
+  /** Quarantine a host after this many counted broken jobs in a row. */
+  quarantineAfter: number;
+  /** A broken job counts only if the same job passed on another host this recently. */
+  lookbackMs: number;
+  now?: Millis;
+}
+
+/** A past run of a job, for estimates and preferences. */
+export interface PastJobRun {
+  flight: string;
+  job: string;
+  status: JobStatus;
+  started: Millis;
+  finished: Millis;
+  hosts: string[];
+}
+
+export interface LabStore {
+  // workers
+  registerWorker(w: {
+    id: string;
+    host: string;
+    pid: number;
+    leaseMs: number;
+    maxJobs: number;
+    now?: Millis;
+  }): Promise<Worker>;
+  /**
+   * Extends the worker's lease and, with it, the leases of its claims and of their holds. Returns the
+   * worker (its `draining` says whether to stop taking jobs), or undefined when it has been declared
+   * gone: it must then stop its jobs at once (others have made them broken).
+   */
+  renewWorker(id: string, leaseMs: number, now?: Millis): Promise<Worker | undefined>;
+  /** Tells live workers (one by id, or all on a machine, or all) to drain; returns those told. */
+  drainWorkers(sel: { id?: string; host?: string }): Promise<Worker[]>;
+  endWorker(id: string, reason: string, now?: Millis): Promise<void>;
+  /** Live workers, or all ever registered with `all`; oldest first. */
+  listWorkers(opts?: { all?: boolean }): Promise<Worker[]>;
+
+  // the queue
+  /** Queues a flight for workers; refuses a finished flight or one without jobs. */
+  queueFlight(
+    flight: string,
+    opts: { priority?: number | null; by: string; now?: Millis },
+  ): Promise<QueuedFlight>;
+  labQueue(): Promise<LabQueue>;
+  /** Blesses queued flights whose jobs have all ended (with their intended blessing) and takes them off the queue. */
+  completeFlights(): Promise<{ flight: string; blessing: string }[]>;
+  /** Ends a queued, unclaimed job without running it (starved, or broken when no host can ever serve it). */
+  settleUnclaimed(flight: string, job: string, status: JobStatus, reason: string): Promise<boolean>;
+
+  // holds
+  /** Gives the job every host it asked for, or none (see TakeHosts); never two holders of a host. */
+  takeHosts(t: TakeHosts): Promise<TakeResult>;
+  listHolds(): Promise<Hold[]>;
+  listClaims(): Promise<JobClaim[]>;
+  listShares(): Promise<HostShareRow[]>;
+  /** The allocation log with share types; oldest first. */
+  holdHistory(opts?: { host?: string; flight?: string }): Promise<HoldEvent[]>;
+  /** A share being prepared by this job becomes ready for others to join. */
+  markShareReady(host: string, holder: { flight: string; job: string }): Promise<boolean>;
+  /**
+   * The end of a job a worker ran: an unfinished job becomes broken (with `why`), its running steps
+   * broken, its holds released (shares it prepared become ready when `sharesPrepared`, else are
+   * dropped), its claim removed. Returns the job's final status.
+   */
+  closeJob(c: {
+    flight: string;
+    job: string;
+    worker?: string;
+    sharesPrepared: boolean;
+    now?: Millis;
+  }): Promise<{ status: JobStatus; stepsClosed: number[]; released: Hold[] }>;
+  /**
+   * Anyone may call it: workers whose lease ran out are ended and their jobs made broken; holds whose
+   * lease ran out more than `graceMs` ago are released (each logged, with a host event).
+   */
+  reapExpired(opts: { graceMs: number; now?: Millis }): Promise<ReapResult>;
+  pastRuns(jobs: readonly string[], opts: { since: Millis; limit?: number }): Promise<PastJobRun[]>;
+
+  // health
+  /** Every host's health (hosts never judged are good), or one host's. */
+  hostHealth(host?: string): Promise<HostHealthRecord[]>;
+  /** Sets a host's health by hand (good clears its broken streak); records a `health` host event. */
+  setHostHealth(host: string, state: HealthState, reason: string, now?: Millis): Promise<HealthChange>;
+  /** Counts a job's end against its hosts' health; returns the hosts whose state changed. */
+  recordJobOutcome(o: JobOutcome): Promise<HealthChange[]>;
+  /**
+   * Marks a health check of a quarantined host as due: true (and the check recorded as queued now)
+   * when none is pending and the last was queued at least `intervalMs` ago.
+   */
+  startHealthCheck(host: string, intervalMs: number, now?: Millis): Promise<boolean>;
+  /** Names the flight of the pending check (after startHealthCheck said true). */
+  setHealthCheckFlight(host: string, flight: string): Promise<void>;
+  /** The verdict of a health check: pass makes the host good again. */
+  recordHealthCheck(
+    host: string,
+    passed: boolean,
+    detail: string,
+    now?: Millis,
+  ): Promise<HealthChange | undefined>;
+
+  // wake-ups
+  /**
+   * Calls `onWake` when another process changes something a worker waits for (hosts released, a
+   * flight queued, a host back in service). PostgreSQL: LISTEN/NOTIFY; sqlite: never (poll instead).
+   * Returns a function that stops listening.
+   */
+  listen(onWake: (what: string) => void): Promise<() => Promise<void>>;
+  /** Whether listen() really delivers wake-ups (else workers must poll more often). */
+  readonly notifies: boolean;
+}

@@ -1,0 +1,403 @@
+/**
+ * The lab part of the store contract (src/db/lab/): workers and leases, the flight queue, claims,
+ * holds with shares, reaping, and host health. Run against both stores by defineStoreSuite.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, StoreError } from '../../src/db/errors.js';
+import type { HoldEvent } from '../../src/db/lab/types.js';
+import type { Store } from '../../src/db/store.js';
+import type { StoreFixture } from './store-suite.js';
+
+/**
+ * Walks the log in order: an exclusive allocate needs the host free of everyone; a share allocate
+ * needs no exclusive holder (sharers may be several); a release must be by a holder. Throws on the
+ * first violation; returns the most sharers ever seen at once per host.
+ */
+export function checkHoldLog(events: readonly HoldEvent[]): {
+  holds: number;
+  maxSharers: Record<string, number>;
+} {
+  const exclusive = new Map<string, string>();
+  const sharers = new Map<string, Set<string>>();
+  const maxSharers: Record<string, number> = {};
+  let holds = 0;
+  for (const e of events) {
+    const who = `${e.flight}/${e.job}/${e.ident}`;
+    const ex = exclusive.get(e.host);
+    const sh = sharers.get(e.host) ?? new Set<string>();
+    if (e.event === 'allocate') {
+      holds += 1;
+      if (ex !== undefined) throw new Error(`event ${e.id}: ${who} got ${e.host} while ${ex} held it`);
+      if (e.share === null) {
+        if (sh.size > 0)
+          throw new Error(`event ${e.id}: ${who} got ${e.host} while it was shared by ${[...sh].join(', ')}`);
+        exclusive.set(e.host, who);
+      } else {
+        sh.add(who);
+        sharers.set(e.host, sh);
+        maxSharers[e.host] = Math.max(maxSharers[e.host] ?? 0, sh.size);
+      }
+    } else if (e.share === null) {
+      if (ex !== who) throw new Error(`event ${e.id}: ${who} released ${e.host} held by ${ex ?? 'nobody'}`);
+      exclusive.delete(e.host);
+    } else {
+      if (!sh.delete(who))
+        throw new Error(`event ${e.id}: ${who} released a slot of ${e.host} it did not hold`);
+    }
+  }
+  return { holds, maxSharers };
+}
+
+export function defineLabStoreSuite(label: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`lab store contract (${label})`, () => {
+    let fx: StoreFixture;
+    let store: Store;
+    const others: Store[] = [];
+    const T0 = 1_800_000_000_000;
+
+    beforeEach(async () => {
+      fx = await makeStore();
+      store = fx.store;
+      await store.createFlight({ flight: 'f', branch: 'b', intended: 'play' });
+      for (const j of ['a', 'b', 'c']) await store.createJob('f', j, 'rec', { host_hostflags: 'x' });
+      for (const h of ['h1', 'h2', 'h3']) await store.upsertHost({ name: h });
+    });
+    afterEach(async () => {
+      for (const s of others.splice(0)) await s.close();
+      await store.close();
+      await fx.cleanup();
+    });
+
+    const worker = (id: string, now = T0, leaseMs = 10_000) =>
+      store.lab.registerWorker({ id, host: 'm1', pid: 1, leaseMs, maxJobs: 2, now });
+    const claim = (job: string, hosts: Record<string, string>, w = 'w1', now = T0, leaseMs = 10_000) =>
+      store.lab.takeHosts({
+        flight: 'f',
+        job,
+        holds: Object.entries(hosts).map(([ident, host]) => ({ ident, host })),
+        claimFor: w,
+        leaseMs,
+        now,
+      });
+
+    it('registers, renews, drains and ends workers; a worker declared gone cannot renew', async () => {
+      const w = await worker('w1');
+      expect(w).toMatchObject({
+        id: 'w1',
+        host: 'm1',
+        leaseUntil: T0 + 10_000,
+        draining: false,
+        ended: null,
+      });
+      await expect(worker('w1')).rejects.toThrow(ConflictError);
+      await store.lab.registerWorker({ id: 'w2', host: 'm2', pid: 2, leaseMs: 1000, maxJobs: 1, now: T0 });
+      expect((await store.lab.renewWorker('w1', 5000, T0 + 1000))!.leaseUntil).toBe(T0 + 6000);
+      expect((await store.lab.drainWorkers({ host: 'm2' })).map((x) => x.id)).toEqual(['w2']);
+      expect((await store.lab.renewWorker('w2', 1000, T0))!.draining).toBe(true);
+      expect((await store.lab.drainWorkers({ id: 'nobody' })).length).toBe(0);
+      await store.lab.endWorker('w2', 'exited', T0 + 10);
+      expect(await store.lab.renewWorker('w2', 1000, T0 + 20)).toBeUndefined();
+      expect((await store.lab.listWorkers()).map((x) => x.id)).toEqual(['w1']);
+      expect((await store.lab.listWorkers({ all: true })).find((x) => x.id === 'w2')).toMatchObject({
+        ended: T0 + 10,
+        endReason: 'exited',
+      });
+    });
+
+    it('queues a flight (not a finished or empty one), lists its jobs with definition runvars, blesses it once done', async () => {
+      await expect(store.lab.queueFlight('nope', { by: 't' })).rejects.toThrow(NotFoundError);
+      await store.createFlight({ flight: 'empty', branch: 'b', intended: 'play' });
+      await expect(store.lab.queueFlight('empty', { by: 't' })).rejects.toThrow(/no jobs/);
+      const q = await store.lab.queueFlight('f', { by: 't', priority: 5, now: T0 });
+      expect(q).toMatchObject({ flight: 'f', queued: T0, priority: 5, intended: 'play' });
+      await store.markFlightStarted('f');
+      await store.setRunvar('f', 'a', 'out', 'v', { synth: true });
+      const lq = await store.lab.labQueue();
+      expect(lq.flights.map((x) => x.flight)).toEqual(['f']);
+      expect(lq.jobs.map((j) => j.job)).toEqual(['a', 'b', 'c']);
+      expect(lq.jobs[0]!.runvars).toEqual({ host_hostflags: 'x' });
+      expect(await store.lab.completeFlights()).toEqual([]);
+      for (const j of ['a', 'b']) await store.setJobStatus('f', j, 'pass');
+      expect(await store.lab.settleUnclaimed('f', 'c', 'starved', 'waited too long')).toBe(true);
+      expect(await store.lab.settleUnclaimed('f', 'c', 'broken', 'again')).toBe(false);
+      expect((await store.getRunvar('f', 'c', 'lab_reason'))?.val).toBe('waited too long');
+      expect(await store.lab.completeFlights()).toEqual([{ flight: 'f', blessing: 'play' }]);
+      expect((await store.getFlight('f'))!.blessing).toBe('play');
+      expect((await store.lab.labQueue()).flights).toEqual([]);
+      await expect(store.lab.queueFlight('f', { by: 't' })).rejects.toThrow(/finished/);
+    });
+
+    it('takes all of a job’s hosts or none, claims a queued job once, for a live worker that is not draining', async () => {
+      await worker('w1');
+      await worker('w2');
+      expect(await claim('a', { host: 'h1' })).toEqual({ ok: true });
+      expect(await claim('a', { host: 'h2' })).toMatchObject({
+        ok: false,
+        why: expect.stringMatching(/claimed by worker w1/),
+      });
+      const before = await store.lab.holdHistory();
+      expect(await claim('b', { src_host: 'h2', dst_host: 'h1' }, 'w2')).toMatchObject({
+        ok: false,
+        why: expect.stringMatching(/h1 is held by f\/a/),
+      });
+      expect(await store.lab.holdHistory()).toEqual(before);
+      expect((await store.lab.listHolds()).map((h) => h.host)).toEqual(['h1']);
+      expect(await claim('b', { src_host: 'h2', dst_host: 'h3' }, 'w2')).toEqual({ ok: true });
+      expect((await store.lab.listClaims()).map((c) => `${c.job}:${c.worker}`)).toEqual(['a:w1', 'b:w2']);
+      await store.lab.drainWorkers({ id: 'w2' });
+      expect(await claim('c', { host: 'h1' }, 'w2')).toMatchObject({
+        ok: false,
+        why: expect.stringMatching(/draining/),
+      });
+      await store.setJobStatus('f', 'c', 'preparing');
+      expect(await claim('c', { host: 'h1' }, 'w1')).toMatchObject({
+        ok: false,
+        why: expect.stringMatching(/preparing/),
+      });
+      await expect(
+        store.lab.takeHosts({
+          flight: 'f',
+          job: 'c',
+          holds: [{ ident: 'host', host: 'h1' }],
+          claimFor: 'w1',
+        }),
+      ).rejects.toThrow(/needs a lease/);
+      await expect(claim('a', { host: 'h1' }, 'ghost')).rejects.toThrow(NotFoundError);
+      // Held hosts, whatever the table, are never given twice; the core allocateHost agrees.
+      expect(await store.allocateHost('h3', { flight: 'f', job: 'c', ident: 'host' })).toBe(false);
+      checkHoldLog(await store.lab.holdHistory());
+    });
+
+    it('refuses hosts in quarantine or maintenance, unless asked for a health check', async () => {
+      await worker('w1');
+      await store.lab.setHostHealth('h1', 'quarantined', 'by hand', T0);
+      await store.lab.setHostHealth('h2', 'maintenance', 'new disk', T0);
+      expect(await claim('a', { host: 'h1' })).toMatchObject({ ok: false, why: 'host h1 is quarantined' });
+      expect(await claim('a', { host: 'h2' })).toMatchObject({ ok: false, why: 'host h2 is maintenance' });
+      expect(
+        await store.lab.takeHosts({
+          flight: 'f',
+          job: 'a',
+          holds: [{ ident: 'host', host: 'h1' }],
+          claimFor: 'w1',
+          leaseMs: 1000,
+          outOfService: true,
+        }),
+      ).toEqual({ ok: true });
+    });
+
+    it('shares a build host: started in prep, joined once ready, up to its slots; exclusive use waits for the sharers', async () => {
+      await worker('w1');
+      const share = { type: 'build-x', harness: 'abc' };
+      const take = (job: string, s: object) =>
+        store.lab.takeHosts({
+          flight: 'f',
+          job,
+          holds: [{ ident: 'host', host: 'h1' }],
+          share: { host: 'h1', ...share, ...s } as never,
+          claimFor: 'w1',
+          leaseMs: 1000,
+          now: T0,
+        });
+      expect(await take('a', { action: 'start', slots: 2, wearLimit: 5 })).toEqual({ ok: true });
+      expect(await take('b', { action: 'join' })).toMatchObject({ ok: false, why: /being prepared/ });
+      expect(await store.lab.markShareReady('h1', { flight: 'f', job: 'b' })).toBe(false);
+      expect(await store.lab.markShareReady('h1', { flight: 'f', job: 'a' })).toBe(true);
+      expect(await take('b', { action: 'join', harness: 'other' })).toMatchObject({
+        ok: false,
+        why: /harness abc/,
+      });
+      expect(await take('b', { action: 'join' })).toEqual({ ok: true });
+      expect(await take('c', { action: 'join' })).toMatchObject({ ok: false, why: /every slot/ });
+      expect(await claim('c', { host: 'h1' })).toMatchObject({ ok: false, why: /shared by 2/ });
+      expect((await store.lab.listShares())[0]).toMatchObject({
+        host: 'h1',
+        state: 'ready',
+        wear: 2,
+        holders: 2,
+      });
+      expect((await store.lab.listHolds()).map((h) => `${h.job}:${h.share}`)).toEqual([
+        'a:build-x',
+        'b:build-x',
+      ]);
+      // The sharers go; the share stays ready for the next; an exclusive job then ends it.
+      await store.lab.closeJob({ flight: 'f', job: 'a', sharesPrepared: true });
+      await store.lab.closeJob({ flight: 'f', job: 'b', sharesPrepared: false });
+      expect((await store.lab.listShares())[0]).toMatchObject({ state: 'ready', holders: 0 });
+      expect(await claim('c', { host: 'h1' })).toEqual({ ok: true });
+      expect(await store.lab.listShares()).toEqual([]);
+      const log = await store.lab.holdHistory({ host: 'h1' });
+      expect(log.map((e) => `${e.event} ${e.job} ${e.share}`)).toEqual([
+        'allocate a build-x',
+        'allocate b build-x',
+        'release a build-x',
+        'release b build-x',
+        'allocate c null',
+      ]);
+      expect(checkHoldLog(log).maxSharers.h1).toBe(2);
+    });
+
+    it('a share whose preparer ends without preparing it is dropped', async () => {
+      await worker('w1');
+      await store.lab.takeHosts({
+        flight: 'f',
+        job: 'a',
+        holds: [{ ident: 'host', host: 'h1' }],
+        share: { action: 'start', host: 'h1', type: 'build-x', harness: 'abc', slots: 2, wearLimit: 5 },
+        claimFor: 'w1',
+        leaseMs: 1000,
+      });
+      expect(
+        (await store.lab.closeJob({ flight: 'f', job: 'a', worker: 'w1', sharesPrepared: false })).status,
+      ).toBe('broken');
+      expect(await store.lab.listShares()).toEqual([]);
+      expect(await store.lab.listClaims()).toEqual([]);
+    });
+
+    it('renewing a worker renews its claims and their holds; a lapsed worker’s jobs break and its hosts return after the grace', async () => {
+      await worker('w1', T0, 1000);
+      await worker('w2', T0, 1000);
+      expect(await claim('a', { host: 'h1' }, 'w1', T0, 1000)).toEqual({ ok: true });
+      expect(await claim('b', { host: 'h2' }, 'w2', T0, 1000)).toEqual({ ok: true });
+      await store.markFlightStarted('f');
+      await store.setJobStatus('f', 'a', 'running');
+      const s1 = await store.startStep('f', 'a', { testcase: 'ts-one', testid: 'one', started: T0 });
+      await store.finishStep('f', 'a', s1.stepno, {
+        status: 'pass',
+        finished: T0 + 1,
+        logPath: 'f/a/1.ts-one.log',
+      });
+      await store.startStep('f', 'a', { testcase: 'ts-two', testid: 'two', started: T0 + 2 });
+      // w2 renews; w1 does not.
+      await store.lab.renewWorker('w2', 1000, T0 + 900);
+      expect((await store.lab.listHolds()).map((h) => `${h.host}:${h.leaseUntil}`)).toEqual([
+        `h1:${T0 + 1000}`,
+        `h2:${T0 + 1900}`,
+      ]);
+      const r1 = await store.lab.reapExpired({ graceMs: 500, now: T0 + 1200 });
+      expect(r1.workers.map((w) => w.id)).toEqual(['w1']);
+      expect(r1.jobs).toEqual([{ flight: 'f', job: 'a', worker: 'w1', status: 'broken', stepsClosed: [2] }]);
+      expect(r1.released).toEqual([]);
+      expect((await store.getJob('f', 'a'))!.status).toBe('broken');
+      const steps = await store.listSteps('f', 'a');
+      expect(steps.map((s) => `${s.stepno}:${s.status}:${s.logPath}`)).toEqual([
+        '1:pass:f/a/1.ts-one.log',
+        '2:broken:f/a/2.ts-two.log',
+      ]);
+      expect(steps[1]!.finished).toBe(T0 + 1200);
+      expect(await store.lab.renewWorker('w1', 1000, T0 + 1300)).toBeUndefined();
+      // Before the grace has passed the host is still held; after it, released by anyone, logged.
+      expect((await store.lab.reapExpired({ graceMs: 500, now: T0 + 1400 })).released).toEqual([]);
+      const r2 = await store.lab.reapExpired({ graceMs: 500, now: T0 + 1600 });
+      expect(r2.released.map((h) => `${h.host}:${h.job}`)).toEqual(['h1:a']);
+      expect((await store.lab.listHolds()).map((h) => h.host)).toEqual(['h2']);
+      expect((await store.listHostEvents('h1')).map((e) => e.kind)).toContain('lease');
+      expect((await store.lab.listClaims()).map((c) => c.job)).toEqual(['b']);
+      checkHoldLog(await store.lab.holdHistory());
+    });
+
+    it('counts broken jobs against a host only when the same job passed elsewhere; quarantines at N; a health check brings it back', async () => {
+      await store.createFlight({ flight: 'old', branch: 'b', intended: 'play' });
+      for (const j of ['a', 'b']) {
+        await store.createJob('old', j, 'rec');
+        expect(await store.allocateHost('h2', { flight: 'old', job: j, ident: 'host' })).toBe(true);
+        await store.releaseHost('h2');
+        await store.setJobStatus('old', j, 'pass');
+      }
+      const out = (job: string, status: 'broken' | 'pass', now: number) =>
+        store.lab.recordJobOutcome({
+          flight: 'f',
+          job,
+          status,
+          hosts: ['h1'],
+          quarantineAfter: 2,
+          lookbackMs: 3600_000,
+          now,
+        });
+      // c never passed anywhere: its breaking says nothing about h1.
+      expect(await out('c', 'broken', Date.now())).toEqual([]);
+      expect(await out('a', 'broken', Date.now())).toMatchObject([
+        { host: 'h1', from: 'good', to: 'suspect', brokenStreak: 1 },
+      ]);
+      const q = await out('b', 'broken', Date.now());
+      expect(q).toMatchObject([{ host: 'h1', from: 'suspect', to: 'quarantined', brokenStreak: 2 }]);
+      expect(q[0]!.reason).toMatch(/2 job\(s\) in a row broken here while they passed on other hosts/);
+      const [h] = await store.lab.hostHealth('h1');
+      expect(h).toMatchObject({ state: 'quarantined', brokenStreak: 2 });
+      expect((await store.listHostEvents('h1')).filter((e) => e.kind === 'health')).toHaveLength(2);
+      // A health check is due at most once per interval, and not while one is pending.
+      expect(await store.lab.startHealthCheck('h1', 60_000, T0)).toBe(true);
+      expect(await store.lab.startHealthCheck('h1', 60_000, T0 + 30_000)).toBe(false);
+      expect(await store.lab.startHealthCheck('h1', 60_000, T0 + 70_000)).toBe(true);
+      await store.lab.setHealthCheckFlight('h1', 'hc1');
+      expect(await store.lab.startHealthCheck('h1', 60_000, T0 + 200_000)).toBe(false);
+      expect(await store.lab.recordHealthCheck('h1', false, 'ssh refused', T0 + 200_001)).toBeUndefined();
+      expect((await store.lab.hostHealth('h1'))[0]).toMatchObject({
+        state: 'quarantined',
+        checkFlight: null,
+      });
+      expect(await store.lab.startHealthCheck('h1', 60_000, T0 + 200_002)).toBe(true);
+      expect(await store.lab.recordHealthCheck('h1', true, 'flight hc2', T0 + 280_000)).toMatchObject({
+        from: 'quarantined',
+        to: 'good',
+        brokenStreak: 0,
+      });
+      expect(await store.lab.startHealthCheck('h1', 0, T0 + 300_000)).toBe(false);
+      // A pass resets the streak of a suspect host.
+      await out('a', 'broken', Date.now());
+      expect(await out('a', 'pass', Date.now())).toMatchObject([{ to: 'good' }]);
+      expect((await store.lab.hostHealth('h1'))[0]!.brokenStreak).toBe(0);
+    });
+
+    it('sets health by hand, names unknown hosts and states', async () => {
+      expect((await store.lab.hostHealth()).map((h) => `${h.host}:${h.state}`)).toEqual([
+        'h1:good',
+        'h2:good',
+        'h3:good',
+      ]);
+      expect(await store.lab.setHostHealth('h3', 'maintenance', 'new disk', T0)).toMatchObject({
+        from: 'good',
+        to: 'maintenance',
+      });
+      expect((await store.lab.hostHealth('h3'))[0]).toMatchObject({
+        state: 'maintenance',
+        reason: 'new disk',
+        since: T0,
+      });
+      await expect(store.lab.setHostHealth('ghost', 'good', 'x')).rejects.toThrow(NotFoundError);
+      await expect(store.lab.setHostHealth('h3', 'sick' as never, 'x')).rejects.toThrow(StoreError);
+      await expect(store.lab.hostHealth('ghost')).rejects.toThrow(NotFoundError);
+    });
+
+    it('gives a host to one claimer when two connections race for it', async () => {
+      const other = fx.reopen ? await fx.reopen() : store;
+      if (other !== store) others.push(other);
+      await worker('w1');
+      await worker('w2');
+      for (let round = 0; round < 10; round++) {
+        const host = `r${round}`;
+        await store.upsertHost({ name: host });
+        await store.createJob('f', `x${round}`, 'rec');
+        await store.createJob('f', `y${round}`, 'rec');
+        const [p, q] = await Promise.all([
+          store.lab.takeHosts({
+            flight: 'f',
+            job: `x${round}`,
+            holds: [{ ident: 'host', host }],
+            claimFor: 'w1',
+            leaseMs: 1000,
+          }),
+          other.lab.takeHosts({
+            flight: 'f',
+            job: `y${round}`,
+            holds: [{ ident: 'host', host }],
+            claimFor: 'w2',
+            leaseMs: 1000,
+          }),
+        ]);
+        expect([p.ok, q.ok].filter(Boolean)).toHaveLength(1);
+      }
+      checkHoldLog(await store.lab.holdHistory());
+    });
+  });
+}
