@@ -24,6 +24,12 @@ export interface RepoShape {
   /** First commit time (epoch seconds) and mean gap between commits (defaults 1.7e9, 600). */
   start?: number;
   meanGap?: number;
+  /**
+   * Plant a culprit: the first non-merge range commit at or after this index (creation order)
+   * adds a file CULPRIT (instead of changing f<N>) that no other commit touches, so a test can
+   * fail exactly in the trees that contain it and a revert of it applies cleanly anywhere above it.
+   */
+  culprit?: number;
 }
 
 export interface GeneratedCommit {
@@ -43,6 +49,8 @@ export interface GeneratedRepo {
   commits: GeneratedCommit[];
   /** The range's commits, oldest first. */
   range: string[];
+  /** The planted culprit (RepoShape.culprit), if any. */
+  culprit?: string;
 }
 
 interface Planned {
@@ -112,7 +120,18 @@ function plan(shape: RepoShape): { commits: Planned[]; basisMark: number; failur
   return { commits, basisMark, failureMark: main };
 }
 
-function fastImportStream(commits: Planned[]): string {
+/** The file a planted culprit adds. */
+export const CULPRIT_FILE = 'CULPRIT';
+
+function culpritMark(commits: readonly Planned[], at: number | undefined): number | undefined {
+  if (at === undefined) return undefined;
+  const range = commits.filter((c) => c.inRange);
+  const c = range.slice(at).find((x) => x.parents.length === 1);
+  if (!c) throw new Error(`generateRepo: no non-merge range commit at or after index ${at}`);
+  return c.mark;
+}
+
+function fastImportStream(commits: Planned[], culprit?: number): string {
   const out: string[] = [];
   const data = (s: string) => `data ${Buffer.byteLength(s)}\n${s}\n`;
   for (const c of commits) {
@@ -120,7 +139,9 @@ function fastImportStream(commits: Planned[]): string {
     out.push(`commit ${c.ref}\nmark :${c.mark}\nauthor ${who}\ncommitter ${who}\n${data(c.label)}`);
     if (c.parents[0] !== undefined) out.push(`from :${c.parents[0]}\n`);
     for (const p of c.parents.slice(1)) out.push(`merge :${p}\n`);
-    out.push(`M 100644 inline f${c.mark % 8}\n${data(`${c.label}\n`)}\n`);
+    // The culprit touches its own file only, so that reverting it never conflicts.
+    if (c.mark === culprit) out.push(`M 100644 inline ${CULPRIT_FILE}\n${data('the bug\n')}\n`);
+    else out.push(`M 100644 inline f${c.mark % 8}\n${data(`${c.label}\n`)}\n`);
   }
   return out.join('');
 }
@@ -128,10 +149,11 @@ function fastImportStream(commits: Planned[]): string {
 export async function generateRepo(path: string, shape: RepoShape): Promise<GeneratedRepo> {
   mkdirSync(path, { recursive: true });
   const { commits, basisMark, failureMark } = plan(shape);
+  const culprit = culpritMark(commits, shape.culprit);
   await execa('git', ['init', '-q', '-b', 'main', path]);
   const marks = join(path, '.git', 'generated-marks');
   await execa('git', ['-C', path, 'fast-import', '--quiet', `--export-marks=${marks}`], {
-    input: fastImportStream(commits),
+    input: fastImportStream(commits, culprit),
   });
   const sha = new Map<number, string>();
   for (const line of readFileSync(marks, 'utf8').split('\n')) {
@@ -151,13 +173,15 @@ export async function generateRepo(path: string, shape: RepoShape): Promise<Gene
     inRange: c.inRange,
     merge: c.parents.length > 1,
   }));
-  return {
+  const repo: GeneratedRepo = {
     path,
     basis: get(basisMark),
     failure: get(failureMark),
     commits: out,
     range: out.filter((c) => c.inRange).map((c) => c.sha),
   };
+  if (culprit !== undefined) repo.culprit = get(culprit);
+  return repo;
 }
 
 export interface TwoTrees {
