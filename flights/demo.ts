@@ -1,16 +1,18 @@
 /**
- * The `demo` family: a generic git project with one or more trees (config DemoTrees, each URL in
- * Tree_<tree>). Per arch in DemoArchs: `build-<arch>` builds every tree with DemoBuildCommand on a
+ * The `demo` family: a generic git project with one or more trees (config BranchTrees_<branch>,
+ * else DemoTrees; each URL in Tree_<tree>). Per arch in DemoArchs: `build-<arch>` builds every tree with DemoBuildCommand on a
  * build host, and `test-<arch>-<arch>-demo` installs that build on a test host and runs
  * DemoTestCommand. With DemoPairTest set, `test-<arch>-<arch>-demo-pair` does the same on two
  * hosts of one equivalence class.
  */
+import { branchTreeNames } from '../src/config/branches.js';
 import { buildRef, type FlightFamily, type JobSpec } from '../src/flight/family.js';
 
 const family: FlightFamily = {
   name: 'demo',
   description: 'a generic git project: build-<arch> and test-<arch>-<arch>-demo',
-  trees: (_branch, config) => config.list('DemoTrees'),
+  // The branch's own trees when the config names them (the push gate's BranchTrees_<branch>).
+  trees: (branch, config) => branchTreeNames(config, branch) ?? config.list('DemoTrees'),
   makeJobs: ({ config, revisions, trees, buildFlight }) => {
     const jobs: JobSpec[] = [];
     const names = Object.keys(trees).sort();
