@@ -11,9 +11,17 @@
  * starved. With no wait (the default for a lone run-job) it refuses at once and the job is broken.
  * The job's idents are had all together or not at all: while it waits it holds none of them, so two
  * jobs that each need two hosts cannot each hold one and wait for ever.
+ *
+ * Lab mode (HostAllocation planner, or auto with JobDB Executive): the lab planner chooses instead
+ * (src/testcase/lab-hosts.ts); a job run by a worker already holds its hosts and they are recorded.
  */
 import type { Allocation, Testcase } from '../src/testcase/index.js';
-import { hostAllocateWaitSeconds, testcaseMain } from '../src/testcase/index.js';
+import {
+  hostAllocateWaitSeconds,
+  plannerAllocate,
+  testcaseMain,
+  usesPlanner,
+} from '../src/testcase/index.js';
 
 interface Want {
   ident: string;
@@ -119,6 +127,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 await testcaseMain(async (tc) => {
   const idents = tc.positional.length > 0 ? tc.positional : ['host'];
   const waitS = hostAllocateWaitSeconds(tc.config.int('HostAllocateWait'), process.env);
+  if (usesPlanner(tc.config)) return plannerAllocate(tc, idents, waitS);
   const wants: Want[] = [];
   for (const ident of idents) wants.push(await plan(tc, ident));
 

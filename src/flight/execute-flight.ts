@@ -195,7 +195,7 @@ function processGroupOf(pid: number | 'self'): number {
  * runner's testcases (each in a group of its own) and whatever they started. Linux /proc only;
  * elsewhere nothing is found.
  */
-function groupsWithToken(token: string): number[] {
+export function groupsWithToken(token: string): number[] {
   const wanted = `${RUNNER_TOKEN_ENV}=${token}`;
   const own = ownProcessGroup();
   const groups = new Set<number>();
@@ -217,7 +217,7 @@ function groupsWithToken(token: string): number[] {
   return [...groups];
 }
 
-function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
+export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {
     process.kill(-pgid, signal);
     return true;

@@ -1,0 +1,465 @@
+/**
+ * The planner (planner.ts) applied to the store: lab-mode host allocation.
+ *
+ * A snapshot is read from the store (hosts with their effective flags, health and shares; who holds
+ * what until when; the jobs of queued flights whose dependencies have settled; their history for
+ * estimates), `plan` decides, and an `allocate` decision is applied with one atomic store call that
+ * takes every host of the job or none (LabStore.takeHosts). If that call loses a race with another
+ * worker (someone took a host, or the job, first), a new snapshot is read and the planner asked again.
+ *
+ * Two users: a worker claiming its next job (`claimNext`: the claim and the hosts in one
+ * transaction), and ts-hosts-allocate in lab mode for a job run outside a worker (`allocateForJob`).
+ */
+import type { Config } from '../config/config.js';
+import type { HostShareRow, LabQueueJob, PastJobRun, QueuedFlight, ShareTake } from '../db/lab/types.js';
+import type { Store } from '../db/store.js';
+import { SchedulerInputError } from './errors.js';
+import { estimateDuration, estimatesByHost, type PastRun } from './estimate.js';
+import { decisionFor, type Plan, PlanCache, plan } from './planner.js';
+import { defaultPriority } from './priority.js';
+import { jobRequirements } from './requirements.js';
+import type { Decision, HeldAllocation, Millis, QueuedJob, SchedHost, Snapshot } from './types.js';
+
+/** A job's runvar naming the host a health-check job checks (it is given that host whatever its health). */
+export const HEALTH_CHECK_RUNVAR = 'health_check_host';
+/** How far back job history is read for estimates and preferences. */
+const HISTORY_MS = 30 * 24 * 3600_000;
+
+export interface AllocatorOptions {
+  store: Store;
+  config: Config;
+  /** Harness revision of the jobs' runners (shared build hosts are joined only on the same one). */
+  harness: string | null;
+  /** The host idents a job needs when it has no `host_idents` runvar (its recipe's); default [`host`]. */
+  identsOf?: (job: LabQueueJob) => Promise<string[]> | string[];
+  /** Keeps candidate sets between plans (a worker keeps one). */
+  cache?: PlanCache;
+  now?: () => Millis;
+}
+
+/** A queued job as the allocator planned it. */
+export interface PlannedJob {
+  key: string;
+  flight: string;
+  job: string;
+  recipe: string;
+  runvars: Record<string, string>;
+  waitStart: Millis;
+}
+
+export interface LabSnapshot {
+  snapshot: Snapshot;
+  jobs: Map<string, PlannedJob>;
+  /** Runnable health-check jobs (not planned: they take their host whatever its health). */
+  healthChecks: { job: LabQueueJob; host: string }[];
+  /** Jobs whose definition the scheduler cannot use: key → why. */
+  bad: Map<string, { job: LabQueueJob; why: string }>;
+}
+
+export const jobKey = (flight: string, job: string): string => `${flight}/${job}`;
+
+function schedHosts(
+  config: Config,
+  hosts: Awaited<ReturnType<Store['listHosts']>>,
+  health: Map<string, string>,
+  shares: HostShareRow[],
+): SchedHost[] {
+  return hosts.map((h) => {
+    const props: Record<string, string> = { ...h.props };
+    for (const p of ['SharedMaxTasks', 'SharedMaxWear']) {
+      const v = config.hostProp(h.name, p, h.props);
+      if (v !== undefined) props[p] = v;
+    }
+    const sh = shares.find((s) => s.host === h.name);
+    const s: SchedHost = {
+      name: h.name,
+      flags: config.hostFlags(h.name, h.flags),
+      props,
+      health: (health.get(h.name) ?? 'good') as SchedHost['health'],
+    };
+    if (sh)
+      s.share = {
+        type: sh.type,
+        harness: sh.harness,
+        state: sh.state,
+        slots: sh.slots,
+        wear: sh.wear,
+        wearLimit: sh.wearLimit,
+      };
+    return s;
+  });
+}
+
+/** Same-flight jobs a job waits for: those its `*buildjob` runvars name (`flight.job` names another flight). */
+function dependencies(j: LabQueueJob): string[] {
+  const out: string[] = [];
+  for (const [name, val] of Object.entries(j.runvars)) {
+    if (!name.endsWith('buildjob')) continue;
+    const dot = val.indexOf('.');
+    if (dot > 0) continue;
+    out.push(val);
+  }
+  return out;
+}
+
+function toPastRuns(runs: readonly PastJobRun[]): PastRun[] {
+  return runs.map((r) => ({
+    hosts: r.hosts,
+    durationMs: r.finished - r.started,
+    finished: r.finished,
+    status: r.status,
+  }));
+}
+
+/** Reads the lab's state and the runnable queue; `extra` adds a job that is not queued for workers (a run-job by hand). */
+export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): Promise<LabSnapshot> {
+  const { store, config } = o;
+  const now = (o.now ?? Date.now)();
+  const [hosts, health, shares, holds, queue] = [
+    await store.listHosts(),
+    await store.lab.hostHealth(),
+    await store.lab.listShares(),
+    await store.lab.listHolds(),
+    await store.lab.labQueue(),
+  ];
+  const snapHosts = schedHosts(config, hosts, new Map(health.map((h) => [h.host, h.state])), shares);
+  const allocations: HeldAllocation[] = holds.map((h) => ({
+    host: h.host,
+    holder: jobKey(h.flight, h.job),
+    since: h.allocated,
+    expectedEnd: h.expectedEnd,
+  }));
+  const flights = new Map<string, QueuedFlight>(queue.flights.map((f) => [f.flight, f]));
+  const byKey = new Map(queue.jobs.map((j) => [jobKey(j.flight, j.job), j]));
+  const runnable: LabQueueJob[] = [];
+  for (const j of queue.jobs) {
+    if (j.status !== 'queued' || j.claimedBy !== null) continue;
+    const deps = dependencies(j).map((d) => byKey.get(jobKey(j.flight, d)));
+    if (deps.some((d) => d !== undefined && ['queued', 'preparing', 'running'].includes(d.status))) continue;
+    runnable.push(j);
+  }
+  const healthChecks: LabSnapshot['healthChecks'] = [];
+  const planned = runnable.filter((j) => {
+    const h = j.runvars[HEALTH_CHECK_RUNVAR];
+    if (h === undefined) return true;
+    healthChecks.push({ job: j, host: h });
+    return false;
+  });
+  const names = [...new Set([...planned.map((j) => j.job), ...(extra ? [extra.job] : [])])];
+  const history = await store.lab.pastRuns(names, { since: now - HISTORY_MS });
+  const hostWait = config.int('FlightHostWait');
+  const jobs = new Map<string, PlannedJob>();
+  const bad = new Map<string, { job: LabQueueJob; why: string }>();
+  const q: QueuedJob[] = [];
+  const add = async (input: QueuedJobInput, lq?: LabQueueJob) => {
+    const key = jobKey(input.flight, input.job);
+    let defaultIdents: string[] | undefined = input.idents;
+    try {
+      if (!defaultIdents && lq && o.identsOf) defaultIdents = await o.identsOf(lq);
+      const req = jobRequirements({
+        flight: input.flight,
+        job: input.job,
+        runvars: input.runvars,
+        intended: null,
+        harness: o.harness,
+        ...(defaultIdents ? { defaultIdents } : {}),
+      });
+      const past = toPastRuns(history.filter((r) => r.job === input.job));
+      const qj: QueuedJob = {
+        key,
+        req,
+        durationMs: Math.max(1, estimateDuration(past).ms),
+        priority: input.priority,
+        waitStart: input.waitStart,
+      };
+      if (req.idents.length === 1) {
+        const candidates = snapHosts.map((h) => h.name);
+        const byHost = estimatesByHost(past, candidates);
+        for (const k of Object.keys(byHost)) byHost[k] = Math.max(1, byHost[k]!);
+        if (Object.keys(byHost).length > 0) qj.durationByHost = byHost;
+      }
+      const starve = input.starveAfterMs ?? (hostWait > 0 ? hostWait * 1000 : undefined);
+      if (starve !== undefined) qj.starveAfterMs = starve;
+      const lastRanOn: Record<string, Millis> = {};
+      for (const r of history.filter((x) => x.job === input.job))
+        for (const h of r.hosts) lastRanOn[h] = Math.max(lastRanOn[h] ?? 0, r.finished);
+      const lastFail = history.find((r) => r.job === input.job);
+      qj.prefs = { lastRanOn, ...(lastFail?.status === 'fail' ? { lastFailedHosts: lastFail.hosts } : {}) };
+      q.push(qj);
+      jobs.set(key, {
+        key,
+        flight: input.flight,
+        job: input.job,
+        recipe: input.recipe,
+        runvars: input.runvars,
+        waitStart: input.waitStart,
+      });
+    } catch (e) {
+      // A queued job the scheduler cannot read (bad host flags, unknown recipe) is reported, not fatal.
+      if (!lq || !(e instanceof Error)) throw e;
+      bad.set(key, {
+        job: lq,
+        why: e instanceof SchedulerInputError ? e.message : `${e.name}: ${e.message}`,
+      });
+    }
+  };
+  for (const j of planned) {
+    const f = flights.get(j.flight)!;
+    const depEnds = dependencies(j).map((d) => byKey.get(jobKey(j.flight, d))?.lastFinished ?? 0);
+    await add(
+      {
+        flight: j.flight,
+        job: j.job,
+        recipe: j.recipe,
+        runvars: j.runvars,
+        priority: f.priority ?? defaultPriority(f.intended),
+        waitStart: Math.max(f.queued, ...depEnds),
+      },
+      j,
+    );
+  }
+  if (extra && !jobs.has(jobKey(extra.flight, extra.job))) await add(extra);
+  return {
+    snapshot: { now, hosts: snapHosts, allocations, reservations: [], queue: q },
+    jobs,
+    healthChecks,
+    bad,
+  };
+}
+
+/** A job to plan that is not (or not only) in the workers' queue. */
+export interface QueuedJobInput {
+  flight: string;
+  job: string;
+  recipe: string;
+  /** Definition runvars (a `<ident>` runvar pins that ident's host). */
+  runvars: Record<string, string>;
+  priority: number;
+  waitStart: Millis;
+  /** Default: config FlightHostWait (0: never starved). */
+  starveAfterMs?: number;
+  /** The job's idents when it has no host_idents runvar. */
+  idents?: string[];
+}
+
+function shareTake(d: Extract<Decision, { kind: 'allocate' }>): ShareTake | undefined {
+  return d.share;
+}
+
+export interface Claimed {
+  flight: string;
+  job: string;
+  recipe: string;
+  /** Host by ident. */
+  hosts: Record<string, string>;
+  share?: ShareTake;
+  /** The planner's expected end. */
+  expectedEnd: Millis;
+  /** Set for a health-check job: the host it checks. */
+  healthCheck?: string;
+}
+
+export interface ClaimOutcome {
+  claimed?: Claimed;
+  /** Jobs ended without running (starved, or broken: no host can ever serve them, bad definition). */
+  settled: { flight: string; job: string; status: 'starved' | 'broken'; reason: string }[];
+  /** Times a write lost a race and the planner was asked again. */
+  replans: number;
+  /** Runnable jobs left waiting (with why), for display. */
+  waiting: { key: string; reason: string }[];
+}
+
+/**
+ * Claims the next job this worker can start now, with all its hosts, in one transaction; re-plans
+ * when another worker got there first. Ends jobs the planner finds starved or impossible.
+ */
+export async function claimNext(
+  o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
+): Promise<ClaimOutcome> {
+  const out: ClaimOutcome = { settled: [], replans: 0, waiting: [] };
+  const cache = o.cache ?? new PlanCache();
+  for (;;) {
+    const snap = await labSnapshot({ ...o, cache });
+    for (const { job, why } of snap.bad.values()) {
+      const reason = `cannot plan hosts: ${why}`;
+      if (await o.store.lab.settleUnclaimed(job.flight, job.job, 'broken', reason))
+        out.settled.push({ flight: job.flight, job: job.job, status: 'broken', reason });
+    }
+    for (const hc of snap.healthChecks) {
+      const r = await o.store.lab.takeHosts({
+        flight: hc.job.flight,
+        job: hc.job.job,
+        holds: [{ ident: 'host', host: hc.host }],
+        claimFor: o.worker,
+        leaseMs: o.leaseMs,
+        outOfService: true,
+        expectedEnd: snap.snapshot.now + 600_000,
+      });
+      if (r.ok) {
+        out.claimed = {
+          flight: hc.job.flight,
+          job: hc.job.job,
+          recipe: hc.job.recipe,
+          hosts: { host: hc.host },
+          expectedEnd: snap.snapshot.now + 600_000,
+          healthCheck: hc.host,
+        };
+        return out;
+      }
+      out.waiting.push({ key: jobKey(hc.job.flight, hc.job.job), reason: r.why });
+    }
+    const p: Plan = plan(snap.snapshot, { cache });
+    let lost = false;
+    out.waiting = [];
+    for (const d of p.decisions) {
+      const pj = snap.jobs.get(d.key)!;
+      if (d.kind === 'starved' || d.kind === 'impossible') {
+        const status = d.kind === 'starved' ? 'starved' : 'broken';
+        const reason = d.kind === 'starved' ? d.reason : `no host can ever serve it: ${d.reason}`;
+        if (await o.store.lab.settleUnclaimed(pj.flight, pj.job, status, reason))
+          out.settled.push({ flight: pj.flight, job: pj.job, status, reason });
+        continue;
+      }
+      if (d.kind !== 'allocate') {
+        out.waiting.push({
+          key: d.key,
+          reason:
+            d.kind === 'wait'
+              ? d.reason
+              : `booked ${Object.values(d.hosts).join(',')} in ${Math.round((d.start - p.now) / 1000)} s`,
+        });
+        continue;
+      }
+      if (lost) continue;
+      const share = shareTake(d);
+      const r = await o.store.lab.takeHosts({
+        flight: pj.flight,
+        job: pj.job,
+        holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
+        ...(share ? { share } : {}),
+        claimFor: o.worker,
+        leaseMs: o.leaseMs,
+        expectedEnd: d.end,
+      });
+      if (r.ok) {
+        out.claimed = {
+          flight: pj.flight,
+          job: pj.job,
+          recipe: pj.recipe,
+          hosts: d.hosts,
+          expectedEnd: d.end,
+        };
+        if (share) out.claimed.share = share;
+        return out;
+      }
+      // Someone else changed the lab since the snapshot (or the worker is draining): plan again.
+      if (/draining|has ended/.test(r.why)) return out;
+      lost = true;
+    }
+    if (!lost || out.replans >= (o.maxReplans ?? 5)) return out;
+    out.replans += 1;
+  }
+}
+
+export type AllocateOutcome =
+  | { ok: true; hosts: Record<string, string>; waitedMs: number; replans: number }
+  | { ok: false; status: 'starved' | 'broken'; reason: string };
+
+/**
+ * Hosts for a job run outside a worker (ts-hosts-allocate in lab mode): the job's holds if it has
+ * them already for every ident (a worker took them when it claimed the job), else the planner's
+ * choice, waiting (polling, and woken by NOTIFY on PostgreSQL) up to `waitMs` while the planner
+ * says wait or book. Holds made here have no lease (nobody would renew it).
+ */
+export async function allocateForJob(
+  o: AllocatorOptions & {
+    flight: string;
+    job: string;
+    idents: string[];
+    /** `ident=host` given on the command line: pins, like the `<ident>` runvar. */
+    pinned?: Record<string, string>;
+    waitMs: number;
+    pollMs?: number;
+    log?: (line: string) => void;
+  },
+): Promise<AllocateOutcome> {
+  const { store, flight, job } = o;
+  const t0 = Date.now();
+  const mine = (await store.lab.listHolds()).filter((h) => h.flight === flight && h.job === job);
+  if (o.idents.every((i) => mine.some((h) => h.ident === i))) {
+    const hosts: Record<string, string> = {};
+    for (const i of o.idents) hosts[i] = mine.find((h) => h.ident === i)!.host;
+    return { ok: true, hosts, waitedMs: 0, replans: 0 };
+  }
+  const f = await store.getFlight(flight);
+  const j = await store.getJob(flight, job);
+  if (!f || !j) return { ok: false, status: 'broken', reason: `no job ${flight}/${job}` };
+  const runvars: Record<string, string> = {};
+  for (const r of await store.listRunvars(flight, job)) if (!r.synth) runvars[r.name] = r.val;
+  Object.assign(runvars, o.pinned ?? {});
+  if (runvars.host_idents === undefined) runvars.host_idents = o.idents.join(' ');
+  const input: QueuedJobInput = {
+    flight,
+    job,
+    recipe: j.recipe,
+    runvars,
+    priority: defaultPriority(f.intended),
+    waitStart: t0,
+    idents: o.idents,
+  };
+  if (o.waitMs > 0) input.starveAfterMs = o.waitMs;
+  const cache = o.cache ?? new PlanCache();
+  let replans = 0;
+  let lastSaid = '';
+  let wake: (() => void) | undefined;
+  const stop = await store.lab.listen(() => wake?.());
+  try {
+    for (;;) {
+      const snap = await labSnapshot({ ...o, cache }, input);
+      const key = jobKey(flight, job);
+      const d = decisionFor(plan(snap.snapshot, { cache }), key);
+      if (!d) return { ok: false, status: 'broken', reason: `the planner did not consider ${key}` };
+      if (d.kind === 'impossible')
+        return { ok: false, status: 'broken', reason: `no host can ever serve it: ${d.reason}` };
+      if (d.kind === 'starved') return { ok: false, status: 'starved', reason: d.reason };
+      if (d.kind === 'allocate') {
+        const share = shareTake(d);
+        const r = await store.lab.takeHosts({
+          flight,
+          job,
+          holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
+          ...(share ? { share } : {}),
+          expectedEnd: d.end,
+        });
+        if (r.ok) return { ok: true, hosts: d.hosts, waitedMs: Date.now() - t0, replans };
+        replans += 1;
+        continue;
+      }
+      const why =
+        d.kind === 'wait'
+          ? d.reason
+          : `hosts ${Object.values(d.hosts).join(',')} booked for it in ${Math.round((d.start - snap.snapshot.now) / 1000)} s`;
+      if (o.waitMs === 0) return { ok: false, status: 'broken', reason: why };
+      if (Date.now() - t0 >= o.waitMs)
+        return {
+          ok: false,
+          status: 'starved',
+          reason: `no hosts within ${Math.round(o.waitMs / 1000)} s: ${why}`,
+        };
+      if (why !== lastSaid) {
+        o.log?.(`waiting: ${why}`);
+        lastSaid = why;
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(o.pollMs ?? 2000, Math.max(0, t0 + o.waitMs - Date.now())));
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    await stop();
+  }
+}
