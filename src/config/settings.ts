@@ -142,6 +142,53 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: 'Most jobs execute-flight runs at once (jobs never share a host; the rest wait their turn).',
   },
 
+  // Lab mode: workers, leases, host health (src/flight/worker.ts, src/db/lab/).
+  {
+    name: 'HostAllocation',
+    default: 'auto',
+    doc: 'How ts-hosts-allocate picks hosts: standalone (the first free host with the flags), planner (the lab planner, as workers do), or auto (planner when JobDB is Executive).',
+  },
+  {
+    name: 'WorkerLeaseSeconds',
+    default: '30',
+    doc: "How long a worker's lease, and those of its jobs and hosts, last unless renewed (it renews every third of it); a worker silent longer is declared gone and its jobs broken.",
+  },
+  {
+    name: 'WorkerGraceSeconds',
+    default: '60',
+    doc: "Seconds after a dead holder's lease expires before its hosts are released to others (whatever it left running there may still be stopping).",
+  },
+  {
+    name: 'WorkerMaxJobs',
+    default: '2',
+    doc: 'Most jobs one osstest worker runs at once (--max-jobs overrides it).',
+  },
+  {
+    name: 'WorkerPollSeconds',
+    default: '10',
+    doc: "Seconds between a worker's looks at the queue when nothing wakes it (PostgreSQL wakes it with NOTIFY; sqlite only polls).",
+  },
+  {
+    name: 'HealthQuarantineAfter',
+    default: '3',
+    doc: 'A host is quarantined after this many jobs in a row ended broken on it while the same jobs passed on other hosts.',
+  },
+  {
+    name: 'HealthLookbackHours',
+    default: '168',
+    doc: 'A broken job counts against its host only if the same job passed on another host within this many hours.',
+  },
+  {
+    name: 'HealthCheckInterval',
+    default: '600',
+    doc: 'Seconds between health checks of a quarantined host (a flight with one health-check job, queued by a worker).',
+  },
+  {
+    name: 'HostProp_HealthCheckRecipe',
+    default: 'health-check',
+    doc: "Host property: the recipe of a quarantined host's health-check job (set it per host class, e.g. one that installs the host first).",
+  },
+
   // What is tested.
   {
     name: 'Tree_<tree>',
@@ -168,9 +215,52 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     default: './run-tests',
     doc: 'Shell command the demo test job runs on the test host, in the install prefix ($OSSTEST_INSTALL, its bin/ on PATH); TAP or automake output lines are read as tests.',
   },
+
+  // The push gate (osstest daily-branch). Branch and tree names are written with _ for - and . here.
   {
-    name: 'DemoPairTest',
-    doc: 'Set to true to add a demo test job on two hosts of one equivalence class (test-<arch>-<arch>-demo-pair).',
+    name: 'BranchTrees_<branch>',
+    family: true,
+    doc: 'Trees a branch tests, e.g. `xen linux` (each needs a Tree_<tree>); daily-branch needs it, and the demo family takes it instead of DemoTrees.',
+  },
+  {
+    name: 'TreeUnderTest_<branch>',
+    family: true,
+    doc: 'The tree whose input ref daily-branch tests and pushes (default: the first of BranchTrees_<branch>); the other trees are tested at their output refs.',
+  },
+  {
+    name: 'TreeInputRef_<tree>',
+    family: true,
+    doc: 'Branch of Tree_<tree> holding the revisions to test (default staging).',
+  },
+  {
+    name: 'TreeOutputRef_<tree>',
+    family: true,
+    doc: 'Branch of Tree_<tree> that holds the tested revision and that a tolerable flight is pushed to, as a fast-forward (default master).',
+  },
+  {
+    name: 'BranchAlwaysRun_<branch>',
+    family: true,
+    doc: 'Set to true to make daily-branch run a flight even when the input ref has not moved since the last tested revision.',
+  },
+  {
+    name: 'BranchHook_<branch>_before',
+    family: true,
+    doc: 'Shell command daily-branch runs before it makes the flight ($OSSTEST_BRANCH, $OSSTEST_REVISION_<TREE>…); a failure stops the run.',
+  },
+  {
+    name: 'BranchHook_<branch>_after',
+    family: true,
+    doc: 'Shell command daily-branch runs once the flight is made, before it runs ($OSSTEST_FLIGHT set; it may adjust the flight); a failure stops the run.',
+  },
+  {
+    name: 'GateRetries',
+    default: '1',
+    doc: 'How many times daily-branch reruns a job whose failure would block the push, on another equivalent host where there is one; a pass makes the failure `pass in N`. 0: never.',
+  },
+  {
+    name: 'GateFlightUsesMirrors',
+    default: 'true',
+    doc: "Whether daily-branch's flights name the local mirror (<Repos>/<tree>.git) in tree_<t>, for build hosts that share this machine's files; false: the tree's URL.",
   },
   // Reports.
   {
@@ -193,6 +283,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: 'SMTP server report emails are sent through (STARTTLS is used when the server offers it).',
   },
   { name: 'SmtpPort', default: '25', doc: 'Port of the SMTP server report emails are sent through.' },
+
   // The web UI (osstest serve).
   {
     name: 'WebListen',
@@ -200,6 +291,12 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: 'Address osstest serve listens on for its web UI (reports, logs, live flights); --listen overrides it.',
   },
   { name: 'WebPort', default: '8037', doc: 'Port of the web UI of osstest serve; --port overrides it.' },
+
+  {
+    name: 'DemoPairTest',
+    doc: 'Set to true to add a demo test job on two hosts of one equivalence class (test-<arch>-<arch>-demo-pair).',
+  },
+
   // Provisioning: boot files, webspace, installs.
   {
     name: 'TftpPath',
@@ -248,6 +345,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     default: '600',
     doc: 'Seconds a host may take to go down and come back up with ssh (ts-host-reboot, ts-host-powercycle).',
   },
+
   // The virtual lab.
   {
     name: 'LabDir',
