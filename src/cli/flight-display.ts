@@ -7,6 +7,7 @@
 import logUpdate from 'log-update';
 import type { FlightJobView, FlightObserver } from '../flight/execute-flight.js';
 import type { JobStatus } from '../model/status.js';
+import { secs } from './output.js';
 
 const MARK: Record<JobStatus, string> = {
   queued: '·',
@@ -19,10 +20,6 @@ const MARK: Record<JobStatus, string> = {
   aborted: '■',
   starved: '…',
 };
-
-function secs(ms: number): string {
-  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
-}
 
 function stamp(): string {
   return new Date().toISOString().slice(11, 19);

@@ -11,16 +11,7 @@ import {
 } from '../flight/adjust.js';
 import { isFinalJobStatus } from '../model/status.js';
 import { defaultFlight, withStore } from './context.js';
-import { printJson, table, UsageError } from './output.js';
-
-function when(ms: number | null): string {
-  return ms === null
-    ? '-'
-    : new Date(ms)
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d+Z$/, 'Z');
-}
+import { printJson, table, UsageError, when } from './output.js';
 
 function took(a: number | null, b: number | null): string {
   return a === null || b === null ? '' : `${((b - a) / 1000).toFixed(1)}s`;

@@ -7,16 +7,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { HEALTH_STATES, isHealthState } from '../db/lab/types.js';
 import { withStore } from './context.js';
-import { printJson, table, UsageError } from './output.js';
-
-function when(ms: number | null): string {
-  return ms === null
-    ? '-'
-    : new Date(ms)
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d+Z$/, 'Z');
-}
+import { printJson, table, UsageError, when } from './output.js';
 
 export function register(program: Command): void {
   // The hosts command group is made by hosts.ts, registered before this module.

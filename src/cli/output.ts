@@ -41,3 +41,18 @@ export function table(rows: readonly (readonly string[])[]): string {
     )
     .join('\n');
 }
+
+/** A time for people: `2026-11-21 10:00:00Z`, or `-` when there is none. */
+export function when(ms: number | null): string {
+  return ms === null
+    ? '-'
+    : new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z');
+}
+
+/** A duration for a live display: tenths of a second while short. */
+export function secs(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}

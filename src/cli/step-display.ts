@@ -6,6 +6,7 @@
 import logUpdate from 'log-update';
 import type { JobObserver, StepEvent } from '../executor/run-job.js';
 import type { JobStatus, StepStatus } from '../model/status.js';
+import { secs } from './output.js';
 
 interface Row {
   e: StepEvent;
@@ -23,10 +24,6 @@ const MARK: Record<StepStatus, string> = {
   aborted: '■',
   starved: '…',
 };
-
-function secs(ms: number): string {
-  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
-}
 
 export class StepDisplay implements JobObserver {
   private readonly rows: Row[] = [];

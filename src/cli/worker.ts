@@ -10,16 +10,7 @@ import { CLAIM_RUNVAR, findCycle, flightDependencies } from '../flight/execute-f
 import { drainWorkers, LabWorker } from '../flight/worker.js';
 import { PRIORITY_ENV } from '../scheduler/priority.js';
 import { withStore } from './context.js';
-import { printJson, table, UsageError } from './output.js';
-
-function when(ms: number | null): string {
-  return ms === null
-    ? '-'
-    : new Date(ms)
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d+Z$/, 'Z');
-}
+import { printJson, table, UsageError, when } from './output.js';
 
 function wholeNumber(flag: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
