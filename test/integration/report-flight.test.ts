@@ -613,11 +613,20 @@ describe('osstest report-flight', () => {
     expect(body).toContain(`Baseline: flight ${F.old}, as asked (--baseline)`);
   });
 
-  it('--html writes the pages, or says clearly that this build cannot', async () => {
-    const r = await ws.cli(['report-flight', F.later!, '--html', join(ws.dir, 'html')]);
-    if (r.code === 2)
-      expect(r.stderr).toMatch(/--html: .*(no HTML report writer|does not export writeFlightPages)/);
-    else expect(r.stdout).toMatch(/wrote \d+ page\(s\) under /);
+  it('--html writes the flight grid and a page per job', async () => {
+    const dir = join(ws.dir, 'html');
+    const r = await ws.cli(['report-flight', F.later!, '--html', dir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const jobs = readdirSync(join(dir, F.later!), { withFileTypes: true }).filter((d) => d.isDirectory());
+    expect(r.stdout).toContain(`wrote ${jobs.length + 1} page(s) under ${dir}`);
+    const grid = readFileSync(join(dir, F.later!, 'index.html'), 'utf8');
+    expect(grid).toContain('Failures :-/ but no regressions');
+    expect(jobs.map((d) => d.name).sort()).toEqual(
+      [...grid.matchAll(/data-job-status="([^"]+)"/g)].map((m) => m[1]).sort(),
+    );
+    for (const d of jobs)
+      expect(readFileSync(join(dir, F.later!, d.name, 'index.html'), 'utf8')).toContain('<h1>');
   });
 
   it('--send without ReportTo is a clear config error', async () => {
