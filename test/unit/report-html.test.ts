@@ -497,8 +497,24 @@ describe('history pages', () => {
       's-fail',
     ]);
     expect(html).toMatch(
-      /<td class="mono">guest-start<\/td><td><svg[\s\S]*?<\/svg>\n?<\/td><td class="num">2\/3 67%<\/td>/,
+      /<td class="mono">guest-start<\/td><td><svg[\s\S]*?<\/svg>\n?<\/td><td class="num flake"><\/td><td class="num">2\/3 67%<\/td>/,
     );
+  });
+
+  it('job history: a flake rate per testid, counting fails at revisions that also passed', () => {
+    // 14 fails at r2, where 12 and 11 passed: a flake. 13 fails at r3, which never passed: not one.
+    const flaky: JobHistory = { ...h, rows: [row('14', 'fail', 'r2', 70_000), ...h.rows] };
+    const html = renderJobHistory(flaky);
+    expectSafe(html);
+    expect(html).toMatch(
+      /<td class="mono">guest-start<\/td><td><svg[\s\S]*?<\/svg>\n?<\/td><td class="num flake">flaked 1\/4<\/td><td class="num">2\/4 50%<\/td>/,
+    );
+    expect(html).toMatch(
+      /<td class="mono">hosts-allocate<\/td><td><svg[\s\S]*?<\/svg>\n?<\/td><td class="num flake"><\/td>/,
+    );
+    // Without revisions nothing is a flake: the same statuses say nothing then.
+    const unknown: JobHistory = { ...flaky, rows: flaky.rows.map((r) => ({ ...r, revisions: {} })) };
+    expect(renderJobHistory(unknown)).not.toContain('flaked');
   });
 
   it('host history and branch page', () => {

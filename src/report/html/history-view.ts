@@ -78,11 +78,20 @@ export interface StripView {
   passes: number;
   runs: number;
   rate: string;
+  /** `flaked F/R`: of the R runs that passed or failed, F failed at revisions where it also passed; '' when F is 0. */
+  flake: string;
+}
+
+/** A row's revisions as one key, tree by tree; undefined when none are known (never a flake then). */
+function revisionKey(r: JobHistoryRow): string | undefined {
+  const trees = Object.keys(r.revisions).sort();
+  if (trees.length === 0) return undefined;
+  return trees.map((t) => `${t}=${r.revisions[t]}`).join(' ');
 }
 
 /**
  * One strip per testid: a cell per flight (oldest on the left) coloured by the step's status, grey
- * where the step did not run; and the pass rate over the runs where it ended.
+ * where the step did not run; the pass rate over the runs where it ended; and the flake rate.
  */
 export function passRateStrips(rows: readonly JobHistoryRow[]): StripView[] {
   const flights = [...rows].reverse();
@@ -92,11 +101,26 @@ export function passRateStrips(rows: readonly JobHistoryRow[]): StripView[] {
   return order.map((testid) => {
     let passes = 0;
     let runs = 0;
+    // The flake rate as the verdict lines count it (flake.ts), over this page's runs of the job on
+    // any host: a fail at revisions at which the step also passed here.
+    const passedAt = new Set<string>();
+    for (const r of flights) {
+      const key = revisionKey(r);
+      if (key !== undefined && r.steps.some((st) => st.testid === testid && st.status === 'pass'))
+        passedAt.add(key);
+    }
+    let flakes = 0;
+    let flakeRuns = 0;
     const cells = flights.map((r, i) => {
       const s = r.steps.find((st) => st.testid === testid);
       if (s !== undefined && s.status !== 'running') {
         runs++;
         if (s.status === 'pass') passes++;
+      }
+      if (s?.status === 'pass' || s?.status === 'fail') {
+        flakeRuns++;
+        const key = revisionKey(r);
+        if (s.status === 'fail' && key !== undefined && passedAt.has(key)) flakes++;
       }
       return {
         x: n(i * cellW),
@@ -113,6 +137,7 @@ export function passRateStrips(rows: readonly JobHistoryRow[]): StripView[] {
       passes,
       runs,
       rate: runs === 0 ? '' : `${Math.round((100 * passes) / runs)}%`,
+      flake: flakes === 0 ? '' : `flaked ${flakes}/${flakeRuns}`,
     };
   });
 }
