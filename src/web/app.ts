@@ -40,8 +40,10 @@ import {
   renderHostHistory,
   renderJobHistory,
   renderJobPage,
+  renderResourcePlan,
 } from '../report/html/index.js';
 import { Links } from '../report/html/links.js';
+import { loadResourcePlan } from '../report/html/plan-view.js';
 import { renderTemplate } from '../report/html/templates.js';
 import { ReportError } from '../report/load.js';
 import type { ReportData } from '../report/report-data.js';
@@ -264,6 +266,15 @@ export function createWebApp(o: WebAppOptions): WebApp {
       ...(o.verdictOf === undefined ? {} : { verdictOf: o.verdictOf }),
     });
     sendHtml(res, renderBranchPage(b));
+  });
+
+  app.get('/plan', slash);
+  app.get('/plan/', async (_req, res) => {
+    sendHtml(res, renderResourcePlan(await loadResourcePlan(store, config)));
+  });
+  app.get('/api/plan', async (_req, res) => {
+    const r = await loadResourcePlan(store, config);
+    res.json({ now: r.plan.now, hosts: r.hosts, spans: r.plan.spans, decisions: r.plan.decisions });
   });
 
   const files =

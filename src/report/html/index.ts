@@ -20,11 +20,13 @@ import {
   jobHistoryView,
 } from './history-view.js';
 import { Links, pathSegment } from './links.js';
+import { type ResourcePlan, resourcePlanView } from './plan-view.js';
 import { renderTemplate } from './templates.js';
 
 export type { FileEntry, JobFiles } from './flight-view.js';
 export type { BranchHistory, FlightList, HostHistory, JobHistory } from './history-view.js';
 export { pathSegment } from './links.js';
+export { loadResourcePlan, type ResourcePlan } from './plan-view.js';
 export { listJobFiles };
 
 export function renderFlightGrid(data: ReportData): string {
@@ -47,6 +49,10 @@ export function renderHostHistory(h: HostHistory): string {
 
 export function renderBranchPage(b: BranchHistory): string {
   return renderTemplate('branch', branchView(b, new Links('branch')));
+}
+
+export function renderResourcePlan(r: ResourcePlan): string {
+  return renderTemplate('plan', resourcePlanView(r, new Links('plan')));
 }
 
 export function renderFlightList(l: FlightList): string {

@@ -11,6 +11,7 @@
  *   history/jobs/<job>/            job history       (served only)
  *   history/hosts/<host>/          host history      (served only)
  *   branches/<branch>/             branch page       (served only)
+ *   plan/                          resource plan     (served only, lab mode)
  *
  * Flight pages link to other flights as siblings (`../<ref>/`), so a reference flight is found both
  * among written pages and among served ones. Names become path segments through `pathSegment`, and
@@ -52,7 +53,7 @@ function filePath(rel: string): string {
     .join('/');
 }
 
-export type PageKind = 'flight' | 'job' | 'flights' | 'history' | 'branch' | 'live';
+export type PageKind = 'flight' | 'job' | 'flights' | 'history' | 'branch' | 'live' | 'plan';
 
 export class Links {
   /** Path from the page to the site root, e.g. `../../`. */
@@ -82,6 +83,10 @@ export class Links {
       case 'branch':
         this.up = '../../';
         this.flights = '../../flights/';
+        break;
+      case 'plan':
+        this.up = '../';
+        this.flights = '../flights/';
         break;
     }
   }

@@ -38,6 +38,7 @@ export type TemplateName =
   | 'host-history'
   | 'branch'
   | 'live'
+  | 'plan'
   | 'error';
 
 export function renderTemplate(name: TemplateName, view: object): string {
