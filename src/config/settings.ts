@@ -299,6 +299,20 @@ export const SETTINGS: ReadonlyArray<Setting> = [
 
   // Provisioning: boot files, webspace, installs.
   {
+    name: 'BootServices',
+    default: 'builtin',
+    doc: "Who answers the hosts' DHCP and TFTP: builtin (osstest's own servers), dnsmasq (osstest runs DnsmasqBinary, configured from the host database) or external (the site's servers: osstest writes boot files into TftpPath and reads DhcpLeasesFile).",
+  },
+  {
+    name: 'DnsmasqBinary',
+    default: '/usr/sbin/dnsmasq',
+    doc: 'The dnsmasq program run with BootServices dnsmasq (Debian: dnsmasq-base).',
+  },
+  {
+    name: 'DhcpLeasesFile',
+    doc: "With BootServices external: the site's DHCP lease file (ISC dhcpd's dhcpd.leases or dnsmasq's, told apart by content), read to learn which address a MAC got.",
+  },
+  {
     name: 'TftpPath',
     default: 'tftp',
     doc: 'Root directory the TFTP server serves (pxelinux.0, its configs, boot files).',

@@ -2,7 +2,9 @@
  * The virtual lab's boot services as a process: `lab up` runs it inside the lab's namespace
  * (`ip netns exec NS node services-main.js`), with the config in OSSTEST_CONFIG. It writes
  * `<LabDir>/services.json` (pid, addresses, ports) once everything listens, logs to stdout (which
- * lab up sends to `<LabDir>/services.log`), and stops cleanly on SIGTERM.
+ * lab up sends to `<LabDir>/services.log`), and stops cleanly on SIGTERM. DHCP and TFTP come from the
+ * `BootServices` backend; one that keeps its own copy of the reservations (dnsmasq) is brought in line
+ * with the host database every 2 s and on SIGHUP.
  *
  * It also runs radvd (when installed) on the bridge, sending router advertisements that offer no
  * prefix and no default route. iPXE configures IPv6 alongside DHCP and waits for a router
@@ -22,6 +24,8 @@ import { startBootServices } from './services.js';
 const log = (line: string) => process.stdout.write(`${logStamp()} ${line}\n`);
 
 const RADVD = '/usr/sbin/radvd';
+/** How often a backend with its own copy of the reservations is brought in line with the host database. */
+const HOST_SYNC_MS = 2000;
 
 function startRadvd(dir: string, bridge: string): ChildProcess | undefined {
   if (!existsSync(RADVD)) {
@@ -70,13 +74,13 @@ async function main(): Promise<void> {
     webspaceDir,
     httpPort: plan.httpPort,
     webspaceUrl: plan.webspaceUrl,
-    leaseFile: join(plan.dir, 'dhcp-leases.json'),
+    interface: plan.bridge,
+    stateDir: plan.dir,
     log,
   });
   const radvd = startRadvd(plan.dir, plan.bridge);
   const stats = () => ({
-    dhcp: services.dhcp.stats(),
-    tftp: services.tftp.stats(),
+    ...services.backend.stats(),
     webspace: services.webspaceStats,
   });
   writeAtomic(
@@ -85,8 +89,8 @@ async function main(): Promise<void> {
       {
         pid: process.pid,
         startedAt: new Date().toISOString(),
-        dhcp: services.dhcp.address(),
-        tftp: services.tftp.address(),
+        bootServices: services.backend.kind,
+        ...services.backend.describe(),
         http: { address: services.web.address, port: services.web.port },
       },
       null,
@@ -95,12 +99,29 @@ async function main(): Promise<void> {
     0o644,
   );
   log(
-    `boot services up on ${plan.serverIp} (namespace ${plan.namespace}): dhcp, tftp, http :${plan.httpPort}`,
+    `boot services up on ${plan.serverIp} (namespace ${plan.namespace}): dhcp and tftp (${services.backend.kind}), http :${plan.httpPort}`,
   );
+  // A backend that keeps its own copy of the reservations (dnsmasq) follows the host database.
+  let syncing = false;
+  const sync = async () => {
+    if (syncing) return;
+    syncing = true;
+    try {
+      if (await services.backend.syncHosts())
+        log(`boot services: reservations updated from the host database`);
+    } catch (err) {
+      log(`boot services: updating reservations failed: ${(err as Error).message}`);
+    } finally {
+      syncing = false;
+    }
+  };
+  const syncTimer = setInterval(() => void sync(), HOST_SYNC_MS);
+  process.on('SIGHUP', () => void sync());
   let stopping = false;
   const stop = async (sig: string) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(syncTimer);
     log(`${sig}: stopping; counters ${JSON.stringify(stats())}`);
     radvd?.kill('SIGTERM');
     await services.close();

@@ -25,7 +25,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Host } from '../../db/types.js';
 import { writeAtomic } from '../../remote/keys.js';
+import { type BootBackend, type BootBackendOptions, reservedHosts } from './common.js';
 import { currentLeases, type LeaseRecord, readLeaseFile } from './leases.js';
 
 export interface DnsmasqHost {
@@ -321,4 +323,50 @@ export class DnsmasqService {
     await gone;
     clearTimeout(t);
   }
+}
+
+/** The backend over DnsmasqService: reservations from the host database, host events from its log. */
+export async function startDnsmasqBackend(o: BootBackendOptions & { binary: string }): Promise<BootBackend> {
+  const hostsBy = async (pred: (h: Host) => boolean) => (await o.store.listHosts()).find(pred);
+  const rootPrefix = o.tftpRoot.endsWith('/') ? o.tftpRoot : `${o.tftpRoot}/`;
+  const svc = new DnsmasqService({
+    binary: o.binary,
+    stateDir: join(o.stateDir, 'dnsmasq'),
+    interface: o.interface,
+    serverIp: o.serverIp,
+    netmask: o.netmask,
+    router: o.router,
+    tftpRoot: o.tftpRoot,
+    leaseFile: join(o.stateDir, 'dnsmasq.leases'),
+    leaseTimeSecs: 3600,
+    log: o.log,
+    onEvent: (ev) => {
+      if (ev.type === 'ack') {
+        void hostsBy((h) => h.mac === ev.mac).then((h) => {
+          if (h) void o.record(h.name, 'dhcp', `ack ${ev.ip} (dnsmasq)`);
+        });
+      } else {
+        const file = ev.file.startsWith(rootPrefix) ? ev.file.slice(rootPrefix.length) : ev.file;
+        void hostsBy((h) => h.ip === ev.ip).then((h) => {
+          if (h) void o.record(h.name, 'fetch', `tftp ${file} ${ev.outcome} (dnsmasq)`);
+        });
+      }
+    },
+  });
+  await svc.start(await reservedHosts(o));
+  return {
+    kind: 'dnsmasq',
+    describe: () => ({
+      dhcp: 'dnsmasq',
+      tftp: 'dnsmasq',
+      pid: svc.stats().pid,
+      interface: o.interface,
+      address: o.serverIp,
+      leaseFile: join(o.stateDir, 'dnsmasq.leases'),
+    }),
+    stats: () => ({ dnsmasq: svc.stats() }),
+    syncHosts: async () => svc.setHosts(await reservedHosts(o)),
+    leases: () => svc.leases(),
+    close: () => svc.close(),
+  };
 }
