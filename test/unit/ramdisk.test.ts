@@ -165,7 +165,7 @@ describe('kernel module dependencies', () => {
 });
 
 const haveTools = prerequisites('ramdisk image (busybox-static, dropbear-bin)', {
-  commands: [BUSYBOX, '/usr/sbin/dropbear', 'dropbearkey', 'ldd'],
+  commands: [BUSYBOX, '/usr/sbin/dropbear', 'dropbearkey', 'ldd', '/usr/lib/openssh/sftp-server'],
 });
 
 describe.skipIf(!haveTools)('the ramdisk image', () => {
@@ -204,6 +204,8 @@ describe.skipIf(!haveTools)('the ramdisk image', () => {
       '-rwxr-xr-x init',
       '-rwxr-xr-x bin/busybox',
       '-rwxr-xr-x usr/sbin/dropbear',
+      // Where Debian's dropbear runs the sftp subsystem from: files go to and from hosts over SFTP.
+      '-rwxr-xr-x usr/lib/sftp-server',
       '-rwxr-xr-x etc/osstest/rcS',
       '-rwxr-xr-x etc/osstest/udhcpc.script',
       '-rw-r--r-- etc/inittab',

@@ -1,7 +1,7 @@
 /**
  * Install method `ramdisk`: the host runs entirely from memory, a Debian kernel plus an initramfs the
- * controller builds from this machine's own busybox-static and dropbear (with the shared libraries
- * dropbear needs, found with ldd) and the NIC driver modules of that kernel. Nothing is written to the
+ * controller builds from this machine's own busybox-static, dropbear and OpenSSH's sftp-server (with the
+ * shared libraries they need, found with ldd) and the NIC driver modules of that kernel. Nothing is written to the
  * host's disk, so "installing" takes as long as a network boot.
  *
  * Two archives, loaded one after the other (the kernel unpacks concatenated archives in turn):
@@ -39,6 +39,12 @@ import {
 
 export const DEFAULT_BUSYBOX = '/bin/busybox';
 export const DEFAULT_DROPBEAR = '/usr/sbin/dropbear';
+/**
+ * OpenSSH's SFTP server (Debian's openssh-sftp-server), at the path Debian's dropbear runs for the
+ * `sftp` subsystem: testcases copy files to and from hosts over SFTP (ts-install-dist, ts-logs-capture).
+ */
+export const DEFAULT_SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+const DROPBEAR_SFTP_PATH = 'usr/lib/sftp-server';
 export const DEFAULT_MODULES = ['e1000'];
 
 export interface RamdiskInputs {
@@ -49,6 +55,8 @@ export interface RamdiskInputs {
   busybox?: string;
   /** Default /usr/sbin/dropbear (Debian's dropbear-bin). */
   dropbear?: string;
+  /** Default /usr/lib/openssh/sftp-server (Debian's openssh-sftp-server). */
+  sftpServer?: string;
 }
 
 export interface BuiltRamdisk {
@@ -100,6 +108,7 @@ export async function ramdiskEntries(
 ): Promise<{ entries: CpioEntry[]; modules: string[] }> {
   const busybox = inputs.busybox ?? DEFAULT_BUSYBOX;
   const dropbear = inputs.dropbear ?? DEFAULT_DROPBEAR;
+  const sftpServer = inputs.sftpServer ?? DEFAULT_SFTP_SERVER;
   await checkStatic(busybox);
   const mods = moduleClosure(indexModules(inputs.kernel.modulesDir), inputs.modules ?? DEFAULT_MODULES);
   const entries: CpioEntry[] = [
@@ -113,6 +122,7 @@ export async function ramdiskEntries(
     { type: 'dir', path: 'sbin' },
     { type: 'dir', path: 'usr/bin' },
     { type: 'dir', path: 'usr/sbin' },
+    { type: 'dir', path: 'usr/lib' },
     { type: 'file', path: 'bin/busybox', data: readExecutable(busybox, 'busybox-static'), mode: 0o755 },
     { type: 'file', path: 'init', data: INIT, mode: 0o755 },
     { type: 'file', path: 'etc/inittab', data: INITTAB },
@@ -131,9 +141,16 @@ export async function ramdiskEntries(
       (m): CpioEntry => ({ type: 'file', path: `lib/modules/${m.name}.ko`, data: readFileSync(m.path) }),
     ),
     { type: 'file', path: 'usr/sbin/dropbear', data: readExecutable(dropbear, 'dropbear-bin'), mode: 0o755 },
+    {
+      type: 'file',
+      path: DROPBEAR_SFTP_PATH,
+      data: readExecutable(sftpServer, 'openssh-sftp-server'),
+      mode: 0o755,
+    },
   ];
   const seen = new Set(entries.map((e) => e.path));
-  for (const [asked, file] of await sharedLibraries(dropbear)) {
+  const libs = [...(await sharedLibraries(dropbear)), ...(await sharedLibraries(sftpServer))];
+  for (const [asked, file] of libs) {
     const p = asked.replace(/^\/+/, '');
     if (seen.has(p)) continue;
     seen.add(p);
