@@ -1,7 +1,8 @@
 /**
  * Recipe `test-demo`: install a build job's artefacts on the test host(s) and run the project's tests.
- * build-check (blocked) → allocate (broken) → per host: install (broken) → tests (fail) → per host:
- * capture logs (always). With `host_idents=src_host dst_host` the per-host steps run in parallel.
+ * build-check (blocked) → allocate (broken) → per host: host install (broken; only hosts with an
+ * InstallMethod, e.g. the virtual lab's QEMU hosts, are installed) → install the build (broken) → tests
+ * (fail) → per host: capture logs (always). With `host_idents=src_host dst_host` the per-host steps run in parallel.
  */
 import { hostIdentsFrom, identArgs, perHost, type Recipe } from '../src/executor/recipe.js';
 
@@ -21,6 +22,12 @@ const recipe: Recipe = {
         waitsForHosts: true,
         timeoutSeconds: 600,
       },
+      perHost(hosts, (h) => ({
+        testcase: 'ts-host-install',
+        args: identArgs(hosts, h, '--if-install-method'),
+        onFailure: 'broken',
+        timeoutSeconds: 1200,
+      })),
       perHost(hosts, (h) => ({
         testcase: 'ts-install-dist',
         args: identArgs(hosts, h),

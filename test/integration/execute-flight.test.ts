@@ -206,6 +206,7 @@ describe('execute-flight', () => {
     expect(await stepsOf(f, 'test-a')).toEqual([
       'build-check:pass',
       'hosts-allocate:pass',
+      'host-install:pass',
       'install-dist:pass',
       'run-tests:pass',
       'capture-logs:pass',
@@ -504,6 +505,7 @@ describe.skipIf(!netnsOk)('execute-flight on real hosts: the demo family', () =>
         expect(tested.map((x) => `${x.testid}:${x.status}`)).toEqual([
           'build-check:pass',
           'hosts-allocate:pass',
+          'host-install:pass',
           'install-dist:pass',
           'run-tests:pass',
           'capture-logs:pass',

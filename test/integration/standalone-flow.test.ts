@@ -111,6 +111,7 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     expect(steps(s, 'test-amd64-amd64-demo')).toEqual([
       'build-check:pass',
       'hosts-allocate:pass',
+      'host-install:pass',
       'install-dist:pass',
       'run-tests:pass',
       'capture-logs:pass',
@@ -130,7 +131,7 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     const byHand = await ws.cli(['ts', '--job', 'test-amd64-amd64-demo', 'ts-run-tests', 'host=testbox']);
     expect(byHand.code).toBe(0);
     expect(byHand.stdout).toMatch(/test: add: pass/);
-    expect(job(await show(), 'test-amd64-amd64-demo').steps).toHaveLength(5);
+    expect(job(await show(), 'test-amd64-amd64-demo').steps).toHaveLength(6);
     // Host keys were recorded on first contact; hosts were released when the jobs ended.
     const hosts = JSON.parse((await cli(['hosts', 'list', '--json'], 0)).stdout) as {
       name: string;
@@ -171,6 +172,7 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     expect(steps(s, 'test-amd64-amd64-demo')).toEqual([
       'build-check:pass',
       'hosts-allocate:pass',
+      'host-install:pass',
       'install-dist:pass',
       'run-tests:fail',
       'capture-logs:pass',
@@ -191,12 +193,17 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     }
     const s = await show();
     expect(job(s, 'test-amd64-amd64-demo').status).toBe('broken');
-    expect(steps(s, 'test-amd64-amd64-demo').slice(0, 3)).toEqual([
+    expect(steps(s, 'test-amd64-amd64-demo').slice(0, 4)).toEqual([
       'build-check:pass',
       'hosts-allocate:pass',
+      'host-install:pass',
       'install-dist:broken',
     ]);
     expect(stepLog(s, 'test-amd64-amd64-demo', 'install-dist')).toMatch(/cannot reach testbox/);
+    // A host without an InstallMethod (a netns host) is used as it is: ts-host-install passes, installing nothing.
+    expect(stepLog(s, 'test-amd64-amd64-demo', 'host-install')).toMatch(
+      /testbox has no InstallMethod: used as it is, nothing to install/,
+    );
   });
 
   it('a test killed by its timeout is recorded as failed with its log', async () => {
@@ -209,6 +216,7 @@ describe.skipIf(!ok)('standalone: standalone-reset, run-job build, run-job test'
     expect(steps(s, 'test-amd64-amd64-demo')).toEqual([
       'build-check:pass',
       'hosts-allocate:pass',
+      'host-install:pass',
       'install-dist:pass',
       'run-tests:fail',
       'capture-logs:pass',
