@@ -92,6 +92,17 @@ export interface Store {
     s: { status: StepStatus; finished?: Millis; logPath?: string | null; testid?: string },
   ): Promise<void>;
   listSteps(flight: string, job?: string): Promise<Step[]>;
+  /**
+   * Whether step `job` with one of `testids` ended `pass` in some flight of `branch` (of sequence
+   * below `beforeSeq` when given): the report's "never pass" looks at the whole branch, not only its
+   * window of recent flights. One indexed lookup (steps by job, testid), stopping at the first pass.
+   */
+  stepPassedOnBranch(
+    branch: string,
+    job: string,
+    testids: readonly string[],
+    beforeSeq?: number,
+  ): Promise<boolean>;
 
   // hosts
   upsertHost(h: { name: string; mac?: string | null; ip?: string | null }): Promise<Host>;

@@ -27,7 +27,7 @@ import type { Store } from '../db/store.js';
 import type { Flight, Job, Runvar, Step } from '../db/types.js';
 import { reportTestid } from '../model/testid.js';
 import { readAllowFiles } from './allow.js';
-import { hostOfStep, isBuildJob } from './history.js';
+import { hostOfStep, isBuildJob, stepKey } from './history.js';
 import { judgeFlight } from './judge.js';
 import type { JobDetail, ReportData, TreeChange, WhatChanged } from './report-data.js';
 import { DEFAULT_LOG_BOUND, treeChange } from './trees.js';
@@ -223,6 +223,38 @@ async function branchHistory(
   }
 }
 
+/**
+ * The judge's `everPassed`: of this flight's failed steps that passed nowhere in the window, those
+ * that passed in an older flight of the branch, asked of the store step by step (an indexed lookup
+ * each, by the testid as recorded and without its `(N)`). Steps that passed in the window need no
+ * question: the judge sees those passes itself.
+ */
+async function passedBeyondWindow(
+  store: Store,
+  flight: Flight,
+  record: FlightRecord,
+  history: readonly FlightRecord[],
+): Promise<Set<string>> {
+  const passedInWindow = new Set<string>();
+  for (const h of history) {
+    for (const j of h.jobs)
+      for (const st of j.steps) if (st.status === 'pass') passedInWindow.add(stepKey(j.job, st.testid));
+  }
+  const asks: { key: string; job: string; testids: string[] }[] = [];
+  for (const j of record.jobs) {
+    for (const st of j.steps) {
+      if (st.status === 'pass' || st.status === 'blocked' || st.status === 'running') continue;
+      const key = stepKey(j.job, st.testid);
+      if (passedInWindow.has(key) || asks.some((a) => a.key === key)) continue;
+      asks.push({ key, job: j.job, testids: [...new Set([st.testid, reportTestid(st.testid)])] });
+    }
+  }
+  const answers = await Promise.all(
+    asks.map((a) => store.stepPassedOnBranch(flight.branch, a.job, a.testids, flight.seq)),
+  );
+  return new Set(asks.filter((_, i) => answers[i]).map((a) => a.key));
+}
+
 function positiveInt(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isSafeInteger(v) || v < 0)
@@ -299,10 +331,12 @@ export async function loadReport(
   historyRecords.sort((a, b) => (seqOf.get(b.flight) ?? 0) - (seqOf.get(a.flight) ?? 0));
 
   const allow = await readAllowFiles(config.path('AllowDir'), flight.branch);
+  const everPassed = await passedBeyondWindow(store, flight, thisRecord, historyRecords);
   const judgement = judgeFlight({
     flight: thisRecord,
     baseline: baselineRecord ? { flight: baselineRecord.flight, revisions: baselineRecord.revisions } : null,
     history: historyRecords,
+    everPassed,
     allow,
   });
 

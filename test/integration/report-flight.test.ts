@@ -339,6 +339,18 @@ describe('loadReport', () => {
     expect(data.judgement.tolerable).toBe(false);
   });
 
+  it('asks the store whether a step passed before the window: never pass means never on the branch', async () => {
+    // With no window at all only the baseline is read: leak-check failed there, and passed only in
+    // F.old, before it. The store finds that pass, so the failure is "like", not "never pass".
+    const narrow = await loadReport(store, ws.config(), F.now!, { historyFlights: 0 });
+    const v = Object.fromEntries(
+      narrow.judgement.failures.map((f) => [f.testid, `${f.verdict} ${f.refFlight ?? ''}`.trim()]),
+    );
+    expect(v['leak-check']).toBe(`like ${F.base}`);
+    expect(v['always-fails']).toBe('never pass');
+    expect(v['run-tests']).toBe(`regression ${F.base}`);
+  });
+
   it('gives versions tested against the baseline per tree', () => {
     expect(data.versions).toEqual([
       { tree: 'demo', now: rev.c3, baseline: rev.c1 },

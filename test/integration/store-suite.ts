@@ -734,6 +734,36 @@ export function defineStoreSuite(label: string, makeStore: () => Promise<StoreFi
     });
 
     describe('steps', () => {
+      it('stepPassedOnBranch: a pass of the job and testid in an older flight of the branch', async () => {
+        // old (br): run passes; mid (br): run fails; other (br2): sole passes; now (br): both fail.
+        for (const [name, branch, run, sole] of [
+          ['old', 'br', 'pass', 'fail'],
+          ['mid', 'br', 'fail', 'fail'],
+          ['other', 'br2', 'fail', 'pass'],
+          ['now', 'br', 'fail', 'fail'],
+        ] as const) {
+          await store.createFlight({ flight: name, branch, intended: 'play' });
+          await store.createJob(name, 'job', 'rec');
+          const a = await store.startStep(name, 'job', { testcase: 'ts-run', testid: 'run' });
+          await store.finishStep(name, 'job', a.stepno, { status: run });
+          const b = await store.startStep(name, 'job', { testcase: 'ts-sole', testid: (n) => `sole(${n})` });
+          await store.finishStep(name, 'job', b.stepno, { status: sole });
+        }
+        const now = (await store.getFlight('now'))!.seq;
+        const old = (await store.getFlight('old'))!.seq;
+        expect(await store.stepPassedOnBranch('br', 'job', ['run'], now)).toBe(true);
+        expect(await store.stepPassedOnBranch('br', 'job', ['run'])).toBe(true);
+        // Only flights before the one named count.
+        expect(await store.stepPassedOnBranch('br', 'job', ['run'], old)).toBe(false);
+        // Another branch's pass does not count; another job's neither.
+        expect(await store.stepPassedOnBranch('br', 'job', ['sole(2)', 'sole'], now)).toBe(false);
+        expect(await store.stepPassedOnBranch('br2', 'job', ['sole(2)', 'sole'])).toBe(true);
+        expect(await store.stepPassedOnBranch('br2', 'job', ['sole'])).toBe(false);
+        expect(await store.stepPassedOnBranch('br', 'nojob', ['run'])).toBe(false);
+        expect(await store.stepPassedOnBranch('br', 'job', [])).toBe(false);
+        await expect(store.stepPassedOnBranch('br', 'job', ['run'], 1.5)).rejects.toThrow(StoreError);
+      });
+
       it('numbers steps 1, 2, 3… per job and records them running', async () => {
         await flightWithJob('f');
         await store.createJob('f', 'b', 'rec');

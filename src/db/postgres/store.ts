@@ -862,6 +862,28 @@ export class PostgresStore implements Store {
     });
   }
 
+  async stepPassedOnBranch(
+    branch: string,
+    job: string,
+    testids: readonly string[],
+    beforeSeq?: number,
+  ): Promise<boolean> {
+    if (testids.length === 0) return false;
+    const before = beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(before))
+      throw new StoreError(`beforeSeq must be a whole number, not ${beforeSeq}`);
+    return this.op('stepPassedOnBranch', async () => {
+      const rows = await this.q<{ one: number }>(
+        this.pool,
+        `SELECT 1 AS one FROM steps s JOIN flights f ON f.flight = s.flight
+         WHERE s.job = $1 AND s.testid = ANY($2::text[]) AND s.status = 'pass'
+           AND f.branch = $3 AND f.seq < $4 LIMIT 1`,
+        [job, [...testids], branch, before],
+      );
+      return rows.length > 0;
+    });
+  }
+
   // ---- hosts
 
   private async macOwner(db: Db, mac: string, name: string): Promise<string | undefined> {

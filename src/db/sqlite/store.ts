@@ -615,6 +615,27 @@ export class SqliteStore implements Store {
     });
   }
 
+  async stepPassedOnBranch(
+    branch: string,
+    job: string,
+    testids: readonly string[],
+    beforeSeq?: number,
+  ): Promise<boolean> {
+    if (testids.length === 0) return false;
+    const before = beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(before))
+      throw new StoreError(`beforeSeq must be a whole number, not ${beforeSeq}`);
+    // CROSS JOIN keeps sqlite on the steps (job, testid) index, then the flight by its key; a
+    // step that never passed costs one walk of that job's rows of that testid.
+    const marks = testids.map(() => '?').join(', ');
+    const row = this.q(
+      `SELECT 1 FROM steps s CROSS JOIN flights f
+       WHERE s.job = ? AND s.testid IN (${marks}) AND s.status = 'pass'
+         AND f.flight = s.flight AND f.branch = ? AND f.seq < ? LIMIT 1`,
+    ).get(job, ...testids, branch, before);
+    return row !== undefined;
+  }
+
   // ---- hosts
 
   private loadHost(r: HostRow): Host {
