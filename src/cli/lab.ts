@@ -1,8 +1,10 @@
-/** `osstest lab up|down|status`: the virtual lab (src/lab/lab.ts). */
+/** `osstest lab up|down|status|leases`: the virtual lab (src/lab/lab.ts). */
 import type { Command } from 'commander';
 import { Config } from '../config/config.js';
 import { openConfiguredStore } from '../db/from-config.js';
 import { LabError, labDown, labStatus, labUp, requireRoot } from '../lab/lab.js';
+import { labPlan } from '../lab/plan.js';
+import { readBackendLeases } from '../provision/boot-services/index.js';
 import { withStore } from './context.js';
 import { printJson, table, UsageError } from './output.js';
 
@@ -87,4 +89,48 @@ export function register(program: Command): void {
       ];
       if (rows.length > 1) say(table(rows));
     });
+
+  lab
+    .command('leases')
+    .description(
+      "Which address each MAC got, from the boot-services backend's lease file (BootServices: the builtin's or dnsmasq's in LabDir, or the site's DhcpLeasesFile), with the host it belongs to",
+    )
+    .option('--json', 'print as JSON')
+    .action(async (o: { json?: boolean }) =>
+      withStore(async ({ config, store }) => {
+        let r: Awaited<ReturnType<typeof readBackendLeases>>;
+        try {
+          r = await readBackendLeases(config, labPlan(config).dir);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+        const hosts = await store.listHosts();
+        const leases = r.leases.map((l) => ({
+          mac: l.mac,
+          ip: l.ip,
+          host: hosts.find((h) => h.mac === l.mac)?.name ?? null,
+          hostname: l.hostname ?? null,
+          expires: l.expires === null ? null : new Date(l.expires).toISOString(),
+        }));
+        if (o.json)
+          return printJson({ bootServices: r.bootServices, file: r.file, leases, skipped: r.skipped });
+        say(`${r.bootServices} leases from ${r.file}`);
+        for (const s of r.skipped) say(`skipped line ${s.line}: ${s.reason}`);
+        if (leases.length === 0) {
+          say('no leases in force');
+          return;
+        }
+        say(
+          table([
+            ['mac', 'address', 'host', 'expires'],
+            ...leases.map((l) => [
+              l.mac,
+              l.ip,
+              l.host ?? `(${l.hostname ?? 'unknown'})`,
+              l.expires ?? 'never',
+            ]),
+          ]),
+        );
+      }),
+    );
 }

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/db/open.js';
 import type { Store } from '../../src/db/store.js';
 import { prerequisites } from '../helpers/env.js';
+import { cliPath } from '../helpers/workspace.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -233,10 +234,22 @@ exit 0
         const code = await stopServices(child);
         expect(code, output()).toBe(0);
       }
-      if (kind === 'dnsmasq') {
-        const leases = readFileSync(join(work, `lab-${kind}`, 'dnsmasq.leases'), 'utf8');
-        expect(leases).toContain(`${mac(i)} ${hostIp(i)}`);
-      }
+      // The controller reads back which address each MAC got, from the lease file the server wrote.
+      const r = await promisify(execFile)(process.execPath, [cliPath, 'lab', 'leases', '--json'], {
+        cwd: work,
+        env: { ...process.env, OSSTEST_CONFIG: join(work, `config-${kind}`) },
+      });
+      const got = JSON.parse(r.stdout) as {
+        bootServices: string;
+        leases: { mac: string; ip: string; host: string }[];
+      };
+      expect(got.bootServices).toBe(kind);
+      expect(got.leases).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ mac: mac(0), ip: hostIp(0), host: hostName(0) }),
+          expect.objectContaining({ mac: mac(i), ip: hostIp(i), host: hostName(i) }),
+        ]),
+      );
     }, 90_000);
   }
 });

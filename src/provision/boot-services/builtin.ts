@@ -14,11 +14,30 @@ import { startTftpServer, type TftpServer } from '../tftp/index.js';
 import type { BootBackend, BootBackendOptions } from './common.js';
 import { currentLeases, type LeaseRecord } from './leases.js';
 
+export const builtinLeaseFile = (stateDir: string) => join(stateDir, 'dhcp-leases.json');
+
+/** The builtin server's leases in force, from its JSON lease file (a damaged file is an error naming it). */
+export async function readBuiltinLeases(file: string): Promise<LeaseRecord[]> {
+  const leases = await new JsonFileLeaseStore(file).load();
+  return currentLeases(
+    leases
+      .filter((l) => l.state === 'bound')
+      .map((l, i) => ({
+        mac: l.mac,
+        ip: l.ip,
+        expires: l.expires,
+        state: 'active',
+        line: i + 1,
+        ...(l.hostname ? { hostname: l.hostname } : {}),
+      })),
+  );
+}
+
 export async function startBuiltinBackend(o: BootBackendOptions): Promise<BootBackend> {
   const { store, log, record } = o;
   const byMac = async (mac: string) => (await store.listHosts()).find((h) => h.mac === mac.toLowerCase());
   const byIp = async (ip: string) => (await store.listHosts()).find((h) => h.ip === ip);
-  const leaseStore = new JsonFileLeaseStore(join(o.stateDir, 'dhcp-leases.json'));
+  const leaseStore = new JsonFileLeaseStore(builtinLeaseFile(o.stateDir));
 
   const dhcp = await startDhcpServer({
     serverIp: o.serverIp,
@@ -88,19 +107,7 @@ export async function startBuiltinBackend(o: BootBackendOptions): Promise<BootBa
     describe: () => ({ dhcp: dhcp.address(), tftp: tftp.address() }),
     stats: () => ({ dhcp: dhcp.stats(), tftp: tftp.stats() }),
     syncHosts: async () => false,
-    leases: async (): Promise<LeaseRecord[]> =>
-      currentLeases(
-        (await leaseStore.load())
-          .filter((l) => l.state === 'bound')
-          .map((l, i) => ({
-            mac: l.mac,
-            ip: l.ip,
-            expires: l.expires,
-            state: 'active',
-            line: i + 1,
-            ...(l.hostname ? { hostname: l.hostname } : {}),
-          })),
-      ),
+    leases: () => readBuiltinLeases(leaseStore.file),
     close: async () => {
       await Promise.allSettled([dhcp.close(), tftp.close()]);
     },

@@ -325,6 +325,8 @@ export class DnsmasqService {
   }
 }
 
+export const dnsmasqLeaseFile = (stateDir: string) => join(stateDir, 'dnsmasq.leases');
+
 /** The backend over DnsmasqService: reservations from the host database, host events from its log. */
 export async function startDnsmasqBackend(o: BootBackendOptions & { binary: string }): Promise<BootBackend> {
   const hostsBy = async (pred: (h: Host) => boolean) => (await o.store.listHosts()).find(pred);
@@ -337,7 +339,7 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
     netmask: o.netmask,
     router: o.router,
     tftpRoot: o.tftpRoot,
-    leaseFile: join(o.stateDir, 'dnsmasq.leases'),
+    leaseFile: dnsmasqLeaseFile(o.stateDir),
     leaseTimeSecs: 3600,
     log: o.log,
     onEvent: (ev) => {
@@ -362,7 +364,7 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
       pid: svc.stats().pid,
       interface: o.interface,
       address: o.serverIp,
-      leaseFile: join(o.stateDir, 'dnsmasq.leases'),
+      leaseFile: dnsmasqLeaseFile(o.stateDir),
     }),
     stats: () => ({ dnsmasq: svc.stats() }),
     syncHosts: async () => svc.setHosts(await reservedHosts(o)),
