@@ -23,24 +23,49 @@
  *    round trips to PostgreSQL.
  * Both must give every failure the same verdict and reference flight; the run fails otherwise.
  *
- * Prints per-run times, the medians, and `result: seconds=<ours>` and `result: ratio=<ours/orig>`.
- * Environment: FLIGHTS, JOBS, STEPS, RUNS (default 5); BENCH_DB=path keeps (and reuses) the
- * generated database instead of a temporary one.
+ * Then the same on PostgreSQL (lab mode): a throw-away server started as test/helpers/postgres.ts
+ * starts one (a dedicated system user when run as root; stopped and removed at the end), a database
+ * made by the real store's migrations, the generated history copied into it with COPY (through
+ * `psql`, foreign-key triggers off for the load, the (job, testid) index built after, ANALYZE), and
+ * RUNS runs again: ours through the PostgreSQL store, the original's way as one connection making
+ * its round trips with named prepared statements, as the original did against its PostgreSQL.
+ *
+ * Prints per-run times, the medians per database, `result: sqlite_seconds=…`, `sqlite_ratio=…`,
+ * `postgres_seconds=…`, `postgres_ratio=…`, and last `result: seconds=<ours>` and
+ * `result: ratio=<ours/orig>`: the slower of ours over the databases measured and the larger ratio.
+ * At the default size expect about 15–20 minutes on 2 busy cores (sqlite generation 5–6 min, the
+ * copy to PostgreSQL about 7 min, the original's way on PostgreSQL 30–45 s a run).
+ * Environment: FLIGHTS, JOBS, STEPS, RUNS (default 5); DBS (default `sqlite,postgres`);
+ * BENCH_DB=path keeps (and reuses) the generated sqlite database instead of a temporary one;
+ * OSSTEST_TEST_PG=connection uses that server instead of starting one.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
+import pg from 'pg';
 import { prng } from '../src/bisect/simulate.js';
 import { Config } from '../src/config/config.js';
+import { connectionConfig } from '../src/db/postgres/connection.js';
+import { openPostgresStore } from '../src/db/postgres/store.js';
 import { openSqliteStore } from '../src/db/sqlite/store.js';
+import type { Store } from '../src/db/store.js';
 import type { StepStatus } from '../src/model/status.js';
 import { buildMessage, renderEmail } from '../src/report/email.js';
 import { renderJunit } from '../src/report/junit.js';
 import { loadReport } from '../src/report/load.js';
 import { formatMro, JSON_FORMAT } from '../src/report/mro.js';
+import { connParts, postgresBinDir, startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`usage: bench/report
+One flight's report over a generated history (FLIGHTS × JOBS × STEPS), ours against the original's
+way of judging, on sqlite and on PostgreSQL. Environment: FLIGHTS (10000), JOBS (50), STEPS (20),
+RUNS (5), DBS (sqlite,postgres), BENCH_DB (keep the sqlite file there), OSSTEST_TEST_PG (use that
+PostgreSQL server). Ends with result: seconds=… and result: ratio=… lines.`);
+  process.exit(0);
+}
 const FLIGHTS = Number(process.env.FLIGHTS ?? 10_000);
 const JOBS = Number(process.env.JOBS ?? 50);
 const STEPS = Number(process.env.STEPS ?? 20);
@@ -266,6 +291,8 @@ async function generate(): Promise<Plan> {
 
   (await openSqliteStore(dbPath)).close();
   const db = new Database(dbPath);
+  // The store made the file in WAL mode; leave it first, or every row goes through the WAL.
+  db.pragma('journal_mode = DELETE');
   db.pragma('journal_mode = OFF');
   db.pragma('synchronous = OFF');
   db.pragma('cache_size = -262144');
@@ -386,59 +413,98 @@ interface OrigVerdict {
   ref?: string;
 }
 
+/** The queries the original's way makes, answered by sqlite or by PostgreSQL. */
+interface OrigDb {
+  /** First row, or its first column when `pluck`. */
+  get(name: StatementName, ...args: unknown[]): Promise<unknown>;
+  all(name: StatementName, ...args: unknown[]): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+
+/** The original's statements; `?` placeholders (numbered for PostgreSQL). */
+const STATEMENTS = {
+  flight: 'SELECT * FROM flights WHERE flight = ?',
+  failing:
+    "SELECT s.job, s.stepno, s.testid, s.status, j.recipe FROM steps s JOIN jobs j USING (flight, job) WHERE s.flight = ? AND s.status <> 'pass' ORDER BY s.job, s.stepno",
+  candidates:
+    "SELECT f.flight FROM flights f JOIN jobs j ON j.flight = f.flight AND j.job = ? WHERE f.branch = ? AND f.seq < ? AND f.blessing = 'real' ORDER BY f.seq DESC LIMIT ?",
+  runvar: 'SELECT val FROM runvars WHERE flight = ? AND job = ? AND name = ?',
+  treeNames:
+    "SELECT name FROM runvars WHERE flight = ? AND job = ? AND name LIKE 'built\\_revision\\_%' ESCAPE '\\'",
+  // sqlite: `+testid` keeps it on the primary key (flight, job): left to itself, without
+  // statistics, it takes the (job, testid) index and walks that job's rows of every flight (about
+  // 40 ms a lookup at 10,000 flights, against 0.01-0.04 ms) — the original's plan at its best, not
+  // its worst. PostgreSQL (analysed) picks the primary key by itself.
+  step: 'SELECT status FROM steps WHERE flight = ? AND job = ? AND +testid = ?',
+  jobStatus: 'SELECT status FROM jobs WHERE flight = ? AND job = ?',
+} as const;
+type StatementName = keyof typeof STATEMENTS;
+const PLUCKED: ReadonlySet<StatementName> = new Set(['runvar', 'treeNames', 'step', 'jobStatus']);
+
+function sqliteOrig(path: string): OrigDb {
+  const db = new Database(path, { readonly: true });
+  const st = new Map<StatementName, Database.Statement>();
+  for (const [name, sql] of Object.entries(STATEMENTS) as [StatementName, string][]) {
+    const p = db.prepare(sql);
+    st.set(name, PLUCKED.has(name) ? p.pluck() : p);
+  }
+  return {
+    get: async (name, ...args) => st.get(name)!.get(...args),
+    all: async (name, ...args) => st.get(name)!.all(...args),
+    close: async () => {
+      db.close();
+    },
+  };
+}
+
+/** One connection, named prepared statements: a round trip per query, as the original made. */
+async function postgresOrig(connection: string): Promise<OrigDb> {
+  const client = new pg.Client(connectionConfig(connection));
+  await client.connect();
+  const text = (name: StatementName) => {
+    let n = 0;
+    return STATEMENTS[name].replace('+testid', 'testid').replace(/\?/g, () => `$${++n}`);
+  };
+  const run = async (name: StatementName, args: unknown[]) => {
+    const r = await client.query({ name, text: text(name), values: args });
+    return PLUCKED.has(name) ? r.rows.map((row: Record<string, unknown>) => Object.values(row)[0]) : r.rows;
+  };
+  return {
+    get: async (name, ...args) => (await run(name, args))[0],
+    all: (name, ...args) => run(name, args),
+    close: () => client.end(),
+  };
+}
+
 /**
  * Judges every failure of `flight` the way the original did: a query for the candidate flights per
  * failure, then queries per candidate. The verdict rules are the same as judge.ts's; only the way of
  * finding the answers differs.
  */
-function originalWay(
-  db: Database.Database,
+async function originalWay(
+  db: OrigDb,
   flight: string,
   baseline: string,
-): { verdicts: Map<string, OrigVerdict>; queries: number } {
+): Promise<{ verdicts: Map<string, OrigVerdict>; queries: number }> {
   let queries = 0;
   /** Every execution of a statement counts as one query. */
-  const counted = (st: Database.Statement) => ({
-    get: (...a: unknown[]) => {
+  const q = {
+    get: (name: StatementName, ...a: unknown[]) => {
       queries++;
-      return st.get(...a);
+      return db.get(name, ...a);
     },
-    all: (...a: unknown[]) => {
+    all: (name: StatementName, ...a: unknown[]) => {
       queries++;
-      return st.all(...a);
+      return db.all(name, ...a);
     },
-  });
-  const statements = {
-    flight: db.prepare('SELECT * FROM flights WHERE flight = ?'),
-    failing: db.prepare(
-      "SELECT s.job, s.stepno, s.testid, s.status, j.recipe FROM steps s JOIN jobs j USING (flight, job) WHERE s.flight = ? AND s.status <> 'pass' ORDER BY s.job, s.stepno",
-    ),
-    candidates: db.prepare(
-      "SELECT f.flight FROM flights f JOIN jobs j ON j.flight = f.flight AND j.job = ? WHERE f.branch = ? AND f.seq < ? AND f.blessing = 'real' ORDER BY f.seq DESC LIMIT ?",
-    ),
-    runvar: db.prepare('SELECT val FROM runvars WHERE flight = ? AND job = ? AND name = ?').pluck(),
-    treeNames: db
-      .prepare(
-        "SELECT name FROM runvars WHERE flight = ? AND job = ? AND name LIKE 'built\\_revision\\_%' ESCAPE '\\'",
-      )
-      .pluck(),
-    // `+testid` keeps sqlite on the primary key (flight, job): left to itself, without statistics,
-    // it takes the (job, testid) index and walks that job's rows of every flight (about 40 ms a
-    // lookup at 10,000 flights, against 0.01-0.04 ms) — the original's plan at its best, not its worst.
-    step: db.prepare('SELECT status FROM steps WHERE flight = ? AND job = ? AND +testid = ?').pluck(),
-    jobStatus: db.prepare('SELECT status FROM jobs WHERE flight = ? AND job = ?').pluck(),
   };
-  const q = Object.fromEntries(Object.entries(statements).map(([k, st]) => [k, counted(st)])) as Record<
-    keyof typeof statements,
-    ReturnType<typeof counted>
-  >;
-  const f = q.flight.get(flight) as { branch: string; seq: number };
+  const f = (await q.get('flight', flight)) as { branch: string; seq: number | string };
   /** The revisions a job tested in a flight: its build job's built revisions, tree by tree. */
-  const revisionsOf = (fl: string, job: string, isBuild: boolean): Map<string, string> => {
+  const revisionsOf = async (fl: string, job: string, isBuild: boolean): Promise<Map<string, string>> => {
     let bf = fl;
     let bj = job;
     if (!isBuild) {
-      const ref = q.runvar.get(fl, job, 'buildjob') as string | undefined;
+      const ref = (await q.get('runvar', fl, job, 'buildjob')) as string | undefined;
       if (ref === undefined) return new Map();
       const dot = ref.indexOf('.');
       if (dot > 0) {
@@ -447,8 +513,8 @@ function originalWay(
       } else bj = ref;
     }
     const revs = new Map<string, string>();
-    for (const name of q.treeNames.all(bf, bj) as string[]) {
-      revs.set(name.slice('built_revision_'.length), q.runvar.get(bf, bj, name) as string);
+    for (const name of (await q.all('treeNames', bf, bj)) as string[]) {
+      revs.set(name.slice('built_revision_'.length), (await q.get('runvar', bf, bj, name)) as string);
     }
     return revs;
   };
@@ -460,7 +526,7 @@ function originalWay(
   const sameTuple = (a: Map<string, string>, b: Map<string, string>) => a.size > 0 && tuple(a) === tuple(b);
 
   const out = new Map<string, OrigVerdict>();
-  const failures = q.failing.all(flight) as {
+  const failures = (await q.all('failing', flight)) as {
     job: string;
     testid: string;
     status: string;
@@ -473,20 +539,20 @@ function originalWay(
       continue;
     }
     const isBuild = fail.recipe === 'build' || fail.job.startsWith('build-');
-    const baseRevs = revisionsOf(baseline, fail.job, isBuild);
-    const myRevs = revisionsOf(flight, fail.job, isBuild);
+    const baseRevs = await revisionsOf(baseline, fail.job, isBuild);
+    const myRevs = await revisionsOf(flight, fail.job, isBuild);
     let ever = false;
     let buildPass: string | undefined;
     let decision: OrigVerdict | undefined;
     let newestBase: string | undefined;
     let heisen: string | undefined;
-    const candidates = q.candidates.all(fail.job, f.branch, f.seq, ORIGINAL_CANDIDATES) as {
+    const candidates = (await q.all('candidates', fail.job, f.branch, f.seq, ORIGINAL_CANDIDATES)) as {
       flight: string;
     }[];
     for (const { flight: c } of candidates) {
-      const revs = revisionsOf(c, fail.job, isBuild);
-      const st = q.step.get(c, fail.job, fail.testid) as string | undefined;
-      const passed = st === 'pass' || (isBuild && q.jobStatus.get(c, fail.job) === 'pass');
+      const revs = await revisionsOf(c, fail.job, isBuild);
+      const st = (await q.get('step', c, fail.job, fail.testid)) as string | undefined;
+      const passed = st === 'pass' || (isBuild && (await q.get('jobStatus', c, fail.job)) === 'pass');
       if (passed) ever = true;
       if (sameTuple(revs, baseRevs)) {
         newestBase ??= c;
@@ -518,29 +584,109 @@ function originalWay(
   return { verdicts: out, queries };
 }
 
+// ------------------------------------------------------------------ PostgreSQL
+
+/** The tables the history lives in, with the columns copied (in the order both schemas name them). */
+const COPIED: [string, string[]][] = [
+  ['flights', ['flight', 'seq', 'branch', 'intended', 'blessing', 'created', 'started']],
+  ['flights_harness_touched', ['flight', 'harness', 'recorded']],
+  ['jobs', ['flight', 'job', 'recipe', 'status']],
+  ['runvars', ['flight', 'job', 'name', 'val', 'synth']],
+  ['steps', ['flight', 'job', 'stepno', 'testcase', 'testid', 'status', 'started', 'finished', 'log_path']],
+];
+
+/** A value in COPY's text format. */
+function copyField(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return String(v).replace(/[\\\t\n\r]/g, (c) =>
+    c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+  );
+}
+
+/**
+ * Copies the generated sqlite history into a PostgreSQL database made by the real store (its
+ * migrations): each table streamed through `psql`'s COPY FROM STDIN (node-pg has no COPY of its
+ * own), foreign-key triggers off for the load when we are superuser (`session_replication_role`),
+ * the (job, testid) index built afterwards, then ANALYZE, as a lab's database would have had.
+ */
+async function copyToPostgres(sqlitePath: string, connection: string): Promise<void> {
+  (await openPostgresStore(connection)).close();
+  const admin = new pg.Client(connectionConfig(connection));
+  await admin.connect();
+  try {
+    const su = await admin.query<{ s: boolean }>(
+      'SELECT rolsuper AS s FROM pg_roles WHERE rolname = current_user',
+    );
+    await admin.query('DROP INDEX steps_job_testid');
+    const db = new Database(sqlitePath, { readonly: true });
+    try {
+      for (const [table, cols] of COPIED) {
+        const t0 = performance.now();
+        const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1'];
+        if (su.rows[0]?.s) args.push('-c', 'SET session_replication_role = replica');
+        args.push('-c', `COPY ${table} (${cols.join(', ')}) FROM STDIN`, connection);
+        const psql = execa('psql', args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe' });
+        const rows = db
+          .prepare(`SELECT ${cols.join(', ')} FROM ${table}`)
+          .raw()
+          .iterate() as Iterable<unknown[]>;
+        const stdin = psql.stdin!;
+        let chunk: string[] = [];
+        let n = 0;
+        const flush = async () => {
+          if (!stdin.write(chunk.join(''))) await new Promise((r) => stdin.once('drain', r));
+          chunk = [];
+        };
+        for (const row of rows) {
+          chunk.push(`${row.map(copyField).join('\t')}\n`);
+          n++;
+          if (chunk.length >= 20_000) await flush();
+        }
+        await flush();
+        stdin.end();
+        await psql;
+        console.log(
+          `  postgres: ${table} ${n} rows copied in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        );
+      }
+      const newest = db.prepare("SELECT val FROM counters WHERE name = 'flight_number'").pluck().get();
+      await admin.query("UPDATE counters SET val = $1 WHERE name IN ('flight_number', 'flight_seq')", [
+        newest,
+      ]);
+    } finally {
+      db.close();
+    }
+    const t0 = performance.now();
+    await admin.query('CREATE INDEX steps_job_testid ON steps (job, testid)');
+    await admin.query('ANALYZE');
+    console.log(`  postgres: index and ANALYZE in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    await admin.end();
+  }
+}
+
 // ------------------------------------------------------------------ the run
 
-try {
-  const g0 = performance.now();
-  const plan = await generate();
-  const g1 = performance.now();
-  const size = statSync(dbPath).size;
-  console.log(
-    `history: ${FLIGHTS} flights × ${JOBS} jobs × ${STEPS} steps (+ the new flight ${plan.newFlight}), ` +
-      `${(size / 1e9).toFixed(2)} GB, generated in ${((g1 - g0) / 1000).toFixed(1)} s`,
-  );
-  const config = Config.fromText(
-    [`Logs ${logsDir}`, `Repos ${join(root, 'repos')}`, `AllowDir ${root}`, ''].join('\n'),
-    'bench-config',
-    root,
-  );
+interface Measured {
+  ours: number;
+  orig: number;
+}
 
+/** RUNS alternating runs of ours and the original's way on one database; the medians. */
+async function measure(
+  label: string,
+  plan: Plan,
+  config: Config,
+  openStore: () => Promise<Store>,
+  openOrig: () => Promise<OrigDb>,
+): Promise<Measured> {
   const ours: number[] = [];
   const orig: number[] = [];
   let failures = 0;
   for (let run = 1; run <= RUNS; run++) {
     const a0 = performance.now();
-    const store = await openSqliteStore(dbPath);
+    const store = await openStore();
     const data = await loadReport(store, config, plan.newFlight, { baseline: plan.baseline });
     const a1 = performance.now();
     const mail = renderEmail(data);
@@ -552,11 +698,11 @@ try {
     await store.close();
     ours.push((a2 - a0) / 1000);
 
-    const db = new Database(dbPath, { readonly: true });
+    const db = await openOrig();
     const b0 = performance.now();
-    const { verdicts: theirs, queries } = originalWay(db, plan.newFlight, plan.baseline);
+    const { verdicts: theirs, queries } = await originalWay(db, plan.newFlight, plan.baseline);
     const b1 = performance.now();
-    db.close();
+    await db.close();
     orig.push((b1 - b0) / 1000);
 
     // Same verdicts, or the comparison means nothing.
@@ -571,20 +717,93 @@ try {
         diff.push(`${k}: ours ${x?.verdict} ${x?.ref ?? ''} / original ${y?.verdict} ${y?.ref ?? ''}`);
       }
     }
-    if (diff.length > 0) throw new Error(`verdicts differ:\n  ${diff.join('\n  ')}`);
+    if (diff.length > 0) throw new Error(`${label}: verdicts differ:\n  ${diff.join('\n  ')}`);
     failures = mine.size;
     const verdicts = new Map<string, number>();
     for (const f of data.judgement.failures) verdicts.set(f.verdict, (verdicts.get(f.verdict) ?? 0) + 1);
     console.log(
-      `run ${run}: ours ${(a2 - a0).toFixed(0)} ms (load+judge ${(a1 - a0).toFixed(0)}, render ${(a2 - a1).toFixed(0)}; ` +
+      `${label} run ${run}: ours ${(a2 - a0).toFixed(0)} ms (load+judge ${(a1 - a0).toFixed(0)}, render ${(a2 - a1).toFixed(0)}; ` +
         `email ${mail.text.length} B, junit ${junit.length} B, mro ${mro.length} B, json ${json.length} B), ` +
         `original's way ${(b1 - b0).toFixed(0)} ms (${queries} queries); ${failures} failures: ${[...verdicts].map(([v, n]) => `${v} ${n}`).join(', ')}`,
     );
   }
-  console.log(`verdicts: identical for all ${failures} failures in every run`);
-  console.log(`median: ours ${median(ours).toFixed(3)} s, original's way ${median(orig).toFixed(3)} s`);
-  console.log(`result: seconds=${median(ours).toFixed(3)}`);
-  console.log(`result: ratio=${(median(ours) / median(orig)).toFixed(3)}`);
+  const m = { ours: median(ours), orig: median(orig) };
+  console.log(`${label}: verdicts identical for all ${failures} failures in every run`);
+  console.log(`${label} median: ours ${m.ours.toFixed(3)} s, original's way ${m.orig.toFixed(3)} s`);
+  return m;
+}
+
+const DBS = (process.env.DBS ?? 'sqlite,postgres').split(',').filter(Boolean);
+for (const d of DBS) {
+  if (d !== 'sqlite' && d !== 'postgres') {
+    console.error(`bench/report: DBS names sqlite and/or postgres, not ${JSON.stringify(d)}`);
+    process.exit(2);
+  }
+}
+let server: TestPostgres | undefined;
+try {
+  if (DBS.includes('postgres') && postgresBinDir() === undefined && !process.env.OSSTEST_TEST_PG) {
+    throw new Error(
+      'no PostgreSQL server binaries (install the Debian package postgresql, or set OSSTEST_TEST_PG, or DBS=sqlite)',
+    );
+  }
+  const g0 = performance.now();
+  const plan = await generate();
+  const g1 = performance.now();
+  const size = statSync(dbPath).size;
+  console.log(
+    `history: ${FLIGHTS} flights × ${JOBS} jobs × ${STEPS} steps (+ the new flight ${plan.newFlight}), ` +
+      `sqlite ${(size / 1e9).toFixed(2)} GB, generated in ${((g1 - g0) / 1000).toFixed(1)} s`,
+  );
+  const config = Config.fromText(
+    [`Logs ${logsDir}`, `Repos ${join(root, 'repos')}`, `AllowDir ${root}`, ''].join('\n'),
+    'bench-config',
+    root,
+  );
+  const results = new Map<string, Measured>();
+  if (DBS.includes('sqlite')) {
+    results.set(
+      'sqlite',
+      await measure(
+        'sqlite',
+        plan,
+        config,
+        () => openSqliteStore(dbPath),
+        async () => sqliteOrig(dbPath),
+      ),
+    );
+  }
+  if (DBS.includes('postgres')) {
+    const p0 = performance.now();
+    server = await startTestPostgres();
+    const conn = await server.createDatabase();
+    console.log(`postgres: ${server.origin}`);
+    await copyToPostgres(dbPath, conn);
+    const size = (await server.admin('SELECT pg_database_size($1) AS s', [connParts(conn).database])).rows[0]
+      ?.s;
+    console.log(
+      `postgres: history copied in ${((performance.now() - p0) / 1000).toFixed(1)} s, ${(Number(size) / 1e9).toFixed(2)} GB`,
+    );
+    results.set(
+      'postgres',
+      await measure(
+        'postgres',
+        plan,
+        config,
+        () => openPostgresStore(conn),
+        () => postgresOrig(conn),
+      ),
+    );
+  }
+  for (const [db, m] of results) {
+    console.log(`result: ${db}_seconds=${m.ours.toFixed(3)}`);
+    console.log(`result: ${db}_ratio=${(m.ours / m.orig).toFixed(3)}`);
+  }
+  // The headline: the slower of ours over the databases measured, and the larger ratio.
+  const all = [...results.values()];
+  console.log(`result: seconds=${Math.max(...all.map((m) => m.ours)).toFixed(3)}`);
+  console.log(`result: ratio=${Math.max(...all.map((m) => m.ours / m.orig)).toFixed(3)}`);
 } finally {
+  await server?.stop();
   rmSync(root, { recursive: true, force: true });
 }
