@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('--port <n>', 'port of the web UI (default: the WebPort setting; 0 picks a free one)')
     .option('--listen <address>', 'address to listen on (default: the WebListen setting, 127.0.0.1)')
     .description(
-      'Serve the web UI: flight grids and job pages rendered from the store, job/host/branch histories, step logs, and live flights. Prints its URL; stops on SIGINT or SIGTERM.',
+      'Serve the web UI: flight grids and job pages rendered from the store, job/host/branch histories, the resource plan (/plan/), step logs, and live flights. Prints its URL; stops on SIGINT or SIGTERM.',
     )
     .action(async (o: { port?: string; listen?: string }) => {
       await withStore(async ({ config, store }) => {

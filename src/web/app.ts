@@ -9,10 +9,12 @@
  *   /flights/F/live                 live view               (a job named `live`: /flights/F/live/)
  *   /history/jobs/J/[?branch=B]     job history             /history/hosts/H/   host history
  *   /branches/B/                    branch page
+ *   /plan/                          resource plan (lab mode: the planner's full plan, host by host)
  *   /logs/PATH  /stash/PATH         files under Logs and Stash, as text or octet-stream, never HTML
  *   /results/PATH                   the Results directory as written by report-flight
  *   /static/live.js                 the live view's script (public_html/)
  *   /api/flights[?branch&limit]     /api/flights/F          /api/flights/F/events (text/event-stream)
+ *   /api/plan                       the resource plan as JSON
  *
  * Every answer carries a Content-Security-Policy that allows no inline script, so an escaping
  * mistake would still not run anything; the escaping itself is the templates' (report/html).
