@@ -87,10 +87,11 @@ async function main(): Promise<void> {
     plan.servicesFile,
     `${JSON.stringify(
       {
+        ...services.backend.describe(),
+        // After the backend's fields: lab up knows the services by this pid.
         pid: process.pid,
         startedAt: new Date().toISOString(),
         bootServices: services.backend.kind,
-        ...services.backend.describe(),
         http: { address: services.web.address, port: services.web.port },
       },
       null,

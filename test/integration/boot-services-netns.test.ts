@@ -194,7 +194,8 @@ exit 0
       const output = () => (child as ChildProcess & { output: () => string }).output();
       try {
         const services = JSON.parse(readFileSync(join(work, `lab-${kind}`, 'services.json'), 'utf8'));
-        expect(services).toMatchObject({ bootServices: kind });
+        // lab up recognises the services by this pid (`ip netns exec` execs node in place).
+        expect(services).toMatchObject({ bootServices: kind, pid: child.pid });
         const first = await udhcpc(IPXE);
         expect(first, output()).toMatchObject({
           ip: hostIp(0),

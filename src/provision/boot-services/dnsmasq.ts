@@ -361,7 +361,7 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
     describe: () => ({
       dhcp: 'dnsmasq',
       tftp: 'dnsmasq',
-      pid: svc.stats().pid,
+      dnsmasqPid: svc.stats().pid,
       interface: o.interface,
       address: o.serverIp,
       leaseFile: dnsmasqLeaseFile(o.stateDir),

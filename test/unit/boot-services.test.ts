@@ -1,0 +1,99 @@
+/**
+ * The dnsmasq backend's files (what a real dnsmasq does with them is in
+ * test/integration/dnsmasq-netns.test.ts) and the BootServices setting.
+ */
+import { describe, expect, it } from 'vitest';
+import { Config } from '../../src/config/config.js';
+import { bootServicesKind } from '../../src/provision/boot-services/common.js';
+import { dnsmasqConf, dnsmasqHostFiles, hostTag } from '../../src/provision/boot-services/dnsmasq.js';
+
+const opts = {
+  binary: '/usr/sbin/dnsmasq',
+  stateDir: '/var/lib/osstest/lab/dnsmasq',
+  interface: 'br0',
+  serverIp: '10.219.3.1',
+  netmask: '255.255.255.0',
+  router: '10.219.3.1',
+  tftpRoot: '/srv/tftp',
+  leaseFile: '/var/lib/osstest/lab/dnsmasq.leases',
+  leaseTimeSecs: 3600,
+  log: () => {},
+};
+
+describe('dnsmasq config', () => {
+  it('static range on the network, no DNS, TFTP root, boot policy per client kind', () => {
+    const c = dnsmasqConf(opts).split('\n');
+    expect(c).toEqual(
+      expect.arrayContaining([
+        'interface=br0',
+        'port=0',
+        'dhcp-range=10.219.3.0,static,255.255.255.0,3600',
+        'dhcp-option=option:router,10.219.3.1',
+        'dhcp-hostsfile=/var/lib/osstest/lab/dnsmasq/hosts',
+        'dhcp-optsfile=/var/lib/osstest/lab/dnsmasq/opts',
+        'dhcp-leasefile=/var/lib/osstest/lab/dnsmasq.leases',
+        'dhcp-userclass=set:ipxe,iPXE',
+        'dhcp-boot=tag:!ipxe,tag:!efi,pxelinux.0,,10.219.3.1',
+        'dhcp-boot=tag:!ipxe,tag:efi,ipxe.efi,,10.219.3.1',
+        'dhcp-boot=tag:ipxe,tag:pxelinux-host,pxelinux.0,,10.219.3.1',
+        'enable-tftp',
+        'tftp-root=/srv/tftp',
+      ]),
+    );
+  });
+
+  it('hosts and opts: per-host tag, pxelinux hosts marked, iPXE script per iPXE host; order-independent', () => {
+    const a = {
+      name: 'lab-q0',
+      mac: '52:54:00:D7:00:0A',
+      ip: '10.219.3.10',
+      loader: 'ipxe' as const,
+      ipxeScript: 'http://10.219.3.1/host/lab-q0/boot.ipxe',
+    };
+    const b = {
+      name: 'lab-q1.example',
+      mac: '52:54:00:d7:00:0b',
+      ip: '10.219.3.11',
+      loader: 'pxelinux' as const,
+      ipxeScript: 'http://x/',
+    };
+    const f = dnsmasqHostFiles([b, a]);
+    expect(f).toEqual(dnsmasqHostFiles([a, b]));
+    expect(f.hosts.split('\n').slice(1, 3)).toEqual([
+      `52:54:00:d7:00:0a,set:${hostTag('lab-q0')},10.219.3.10,lab-q0`,
+      `52:54:00:d7:00:0b,set:${hostTag('lab-q1.example')},set:pxelinux-host,10.219.3.11,lab-q1`,
+    ]);
+    expect(f.opts.split('\n').slice(1, -1)).toEqual([
+      `tag:ipxe,tag:${hostTag('lab-q0')},option:bootfile-name,http://10.219.3.1/host/lab-q0/boot.ipxe`,
+    ]);
+    expect(hostTag('lab-q0')).toMatch(/^h[0-9a-f]{12}$/);
+  });
+
+  it('refuses values that would break the files (commas, spaces, line breaks)', () => {
+    const h = {
+      name: 'x',
+      mac: '52:54:00:00:00:01',
+      ip: '10.219.3.12',
+      loader: 'ipxe' as const,
+      ipxeScript: 'http://a/b',
+    };
+    expect(() => dnsmasqHostFiles([{ ...h, ipxeScript: 'http://a/b,c' }])).toThrow(
+      /iPXE script URL "http:\/\/a\/b,c" cannot be written/,
+    );
+    expect(() => dnsmasqHostFiles([{ ...h, ip: '10.219.3.12\ndhcp-range=1' }])).toThrow(/address/);
+    expect(() => dnsmasqConf({ ...opts, interface: 'br0 x' })).toThrow(/interface/);
+  });
+});
+
+describe('BootServices setting', () => {
+  const cfg = (v?: string) =>
+    Config.fromFiles([], { cwd: '/' }).withOverrides(v === undefined ? {} : { BootServices: v });
+  it('defaults to builtin; takes dnsmasq and external; refuses anything else', () => {
+    expect(bootServicesKind(cfg())).toBe('builtin');
+    expect(bootServicesKind(cfg('dnsmasq'))).toBe('dnsmasq');
+    expect(bootServicesKind(cfg('external'))).toBe('external');
+    expect(() => bootServicesKind(cfg('isc'))).toThrow(
+      'BootServices must be one of builtin, dnsmasq, external, not "isc"',
+    );
+  });
+});
