@@ -61,7 +61,14 @@ export interface DnsmasqOptions {
 }
 
 export type DnsmasqEvent =
-  | { type: 'ack'; ip: string; mac: string; hostname?: string }
+  | {
+      type: 'ack';
+      ip: string;
+      mac: string;
+      hostname?: string;
+      /** What kind of client, from the tags dnsmasq matched for this exchange (log-dhcp). */
+      clientKind: 'ipxe' | 'uefi' | 'bios';
+    }
   | { type: 'tftp'; ip: string; file: string; outcome: 'sent' | 'failed'; detail: string };
 
 export interface DnsmasqStats {
@@ -159,7 +166,8 @@ export function dnsmasqHostFiles(hosts: readonly DnsmasqHost[]): { hosts: string
   return { hosts: `${h.join('\n')}\n`, opts: `${o.join('\n')}\n` };
 }
 
-const ACK_RE = /dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\([^)]*\) (\S+) (\S+)(?: (\S+))?/;
+const ACK_RE = /dnsmasq-dhcp\[\d+\]: (?:(\d+) )?DHCPACK\([^)]*\) (\S+) (\S+)(?: (\S+))?/;
+const TAGS_RE = /dnsmasq-dhcp\[\d+\]: (\d+) tags: (.*)$/;
 const SENT_RE = /dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)/;
 const TFTP_FAIL_RE = /dnsmasq-tftp\[\d+\]: (?:error \d+ (.*) received from|failed sending (\S+) to) (\S+)/;
 const TFTP_NOTFOUND_RE = /dnsmasq-tftp\[\d+\]: file (\S+) not found for (\S+)/;
@@ -170,6 +178,7 @@ export class DnsmasqService {
   private exitWaiters: Array<() => void> = [];
   private counters = { reloads: 0, acks: 0, tftpSent: 0, tftpFailed: 0, hosts: 0 };
   private output: string[] = [];
+  private tagsByXid = new Map<string, string[]>();
   private exited = false;
 
   constructor(readonly o: DnsmasqOptions) {}
@@ -250,11 +259,25 @@ export class DnsmasqService {
         w.done();
       }
     }
-    let m = ACK_RE.exec(line);
+    let m = TAGS_RE.exec(line);
+    if (m) {
+      // The tags of an exchange are logged before its ACK; remember a few exchanges' worth.
+      this.tagsByXid.set(m[1] as string, (m[2] as string).split(/,\s*/));
+      if (this.tagsByXid.size > 64) this.tagsByXid.delete(this.tagsByXid.keys().next().value as string);
+      return;
+    }
+    m = ACK_RE.exec(line);
     if (m) {
       this.counters.acks++;
-      const ev: DnsmasqEvent = { type: 'ack', ip: m[1] as string, mac: (m[2] as string).toLowerCase() };
-      if (m[3]) ev.hostname = m[3];
+      const tags = (m[1] && this.tagsByXid.get(m[1])) || [];
+      const clientKind = tags.includes(TAG_IPXE) ? 'ipxe' : tags.includes(TAG_EFI) ? 'uefi' : 'bios';
+      const ev: DnsmasqEvent = {
+        type: 'ack',
+        ip: m[2] as string,
+        mac: (m[3] as string).toLowerCase(),
+        clientKind,
+      };
+      if (m[4]) ev.hostname = m[4];
       this.o.onEvent?.(ev);
       return;
     }
@@ -342,15 +365,26 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
     leaseFile: dnsmasqLeaseFile(o.stateDir),
     leaseTimeSecs: 3600,
     log: o.log,
+    // Host events in the builtin servers' words (`ack IP to KIND boot FILE`, `tftp FILE completed`), so
+    // whatever reads them does not care which backend ran.
     onEvent: (ev) => {
       if (ev.type === 'ack') {
-        void hostsBy((h) => h.mac === ev.mac).then((h) => {
-          if (h) void o.record(h.name, 'dhcp', `ack ${ev.ip} (dnsmasq)`);
+        void reservedHosts(o).then((hosts) => {
+          const h = hosts.find((x) => x.mac === ev.mac);
+          if (!h) return;
+          const file =
+            ev.clientKind === 'uefi'
+              ? 'ipxe.efi'
+              : ev.clientKind === 'ipxe' && h.loader === 'ipxe'
+                ? h.ipxeScript
+                : 'pxelinux.0';
+          void o.record(h.name, 'dhcp', `ack ${ev.ip} to ${ev.clientKind} boot ${file} (dnsmasq)`);
         });
       } else {
         const file = ev.file.startsWith(rootPrefix) ? ev.file.slice(rootPrefix.length) : ev.file;
+        const outcome = ev.outcome === 'sent' ? 'completed' : 'failed';
         void hostsBy((h) => h.ip === ev.ip).then((h) => {
-          if (h) void o.record(h.name, 'fetch', `tftp ${file} ${ev.outcome} (dnsmasq)`);
+          if (h) void o.record(h.name, 'fetch', `tftp ${file} ${outcome} (dnsmasq)`);
         });
       }
     },
