@@ -231,7 +231,9 @@ exit 0
         }
         expect(events.map((e) => e.kind)).toEqual(expect.arrayContaining(['dhcp', 'fetch']));
         // The same words from either backend: whatever reads host events need not know which ran.
-        expect(events.find((e) => e.kind === 'fetch')?.detail).toMatch(/^tftp pxelinux\.0 completed/);
+        expect(events.find((e) => e.kind === 'fetch')?.detail).toMatch(
+          /^tftp pxelinux\.0 completed 5000 bytes/,
+        );
         expect(events.find((e) => e.kind === 'dhcp')?.detail).toMatch(
           new RegExp(`^ack ${hostIp(i).replace(/\./g, '\\.')} to bios boot pxelinux\\.0`),
         );

@@ -22,7 +22,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Host } from '../../db/types.js';
@@ -382,9 +382,18 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
         });
       } else {
         const file = ev.file.startsWith(rootPrefix) ? ev.file.slice(rootPrefix.length) : ev.file;
+        // dnsmasq logs no byte count; the file it has just sent whole is the best we have.
+        let size = '';
+        if (ev.outcome === 'sent') {
+          try {
+            size = ` ${statSync(ev.file).size} bytes`;
+          } catch {
+            // Gone since.
+          }
+        }
         const outcome = ev.outcome === 'sent' ? 'completed' : 'failed';
         void hostsBy((h) => h.ip === ev.ip).then((h) => {
-          if (h) void o.record(h.name, 'fetch', `tftp ${file} ${outcome} (dnsmasq)`);
+          if (h) void o.record(h.name, 'fetch', `tftp ${file} ${outcome}${size} (dnsmasq)`);
         });
       }
     },
