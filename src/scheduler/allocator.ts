@@ -330,7 +330,6 @@ export async function claimNext(
         });
         continue;
       }
-      if (lost) continue;
       const share = shareTake(d);
       const r = await o.store.lab.takeHosts({
         flight: pj.flight,
@@ -352,8 +351,11 @@ export async function claimNext(
         if (share) out.claimed.share = share;
         return out;
       }
-      // Someone else changed the lab since the snapshot (or the worker is draining): plan again.
       if (/draining|has ended/.test(r.why)) return out;
+      // Someone else changed the lab since the snapshot: most often another worker, woken by the same
+      // change, took this very job or its hosts. The plan's other decisions use other hosts, so try
+      // them before reading the lab again (with 4 workers, re-planning at once on every lost race
+      // made most decisions read the lab several times: bench/scheduler).
       lost = true;
     }
     if (!lost || out.replans >= (o.maxReplans ?? 5)) return out;
