@@ -13,6 +13,7 @@ import { register as hostsHealth } from './hosts-health.js';
 import { register as images } from './images.js';
 import { register as lab } from './lab.js';
 import { register as makeFlight } from './make-flight.js';
+import { register as plan } from './plan.js';
 import { register as reportFlight } from './report-flight.js';
 import { register as runJob } from './run-job.js';
 import { register as runvar } from './runvar.js';
@@ -41,6 +42,7 @@ export function registerAll(program: Command): void {
     bisect,
     dailyBranch,
     branch,
+    plan,
     // These add subcommands to flight and hosts, so they come after them.
     worker,
     hostsHealth,

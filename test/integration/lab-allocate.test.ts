@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Config } from '../../src/config/config.js';
 import type { Store } from '../../src/db/store.js';
 import { harnessRevision } from '../../src/executor/paths.js';
 import { claimNext } from '../../src/scheduler/allocator.js';
@@ -111,6 +112,63 @@ describe('the lab allocator', () => {
     expect((await store.getJob(f, 'nohost'))!.status).toBe('broken');
     expect((await store.getRunvar(f, 'nohost', 'lab_reason'))!.val).toMatch(/no host has purpose-nothing/);
     await store.lab.endWorker('me2', 'done');
+  });
+});
+
+describe('a job held up behind a busy host', () => {
+  it('osstest plan (and --json) shows its booking, writing nothing; after FlightHostWait a worker ends it starved', async () => {
+    const g = (await store.createFlight({ branch: 'hold', intended: 'play' })).flight;
+    await store.createJob(g, 'holder', 'build', {});
+    const now = Date.now();
+    expect(
+      await store.lab.takeHosts({
+        flight: g,
+        job: 'holder',
+        holds: [{ ident: 'host', host: 'solo' }],
+        expectedEnd: now + 20 * 60_000,
+      }),
+    ).toEqual({ ok: true });
+    const f = (await store.createFlight({ branch: 'hungry', intended: 'play' })).flight;
+    await store.createJob(f, 'hungry', 'build', { host_hostflags: 'purpose-solo' });
+    await store.lab.queueFlight(f, { by: 'test' });
+
+    const text = await ws.cli(['plan']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^5 host\(s\), 0 out of service/);
+    expect(text.stdout).toMatch(new RegExp(`${f}/hungry\\s+booked in \\d+s\\s+host=solo\\s+for `));
+    const j = await ws.cli(['plan', '--json']);
+    expect(j.code, j.stderr).toBe(0);
+    const p = JSON.parse(j.stdout) as {
+      now: number;
+      hosts: { name: string }[];
+      spans: Record<string, unknown[]>;
+      decisions: { key: string; kind: string; hosts?: Record<string, string>; start?: number }[];
+    };
+    expect(p.hosts.map((h) => h.name).sort()).toEqual(['p1', 'p2', 'p3', 'sb', 'solo']);
+    const d = p.decisions.find((x) => x.key === `${f}/hungry`);
+    expect(d).toMatchObject({ kind: 'book', hosts: { host: 'solo' } });
+    expect(d!.start).toBeGreaterThanOrEqual(now + 20 * 60_000 - 1000);
+    expect(p.spans.solo!.length).toBeGreaterThanOrEqual(2);
+    expect((await store.getJob(f, 'hungry'))!.status).toBe('queued');
+    expect((await store.lab.listHolds()).map((h) => h.job)).toEqual(['holder']);
+
+    // A worker whose FlightHostWait (1 s) has passed for it ends the job starved, saying why.
+    await store.lab.registerWorker({ id: 'me3', host: 'test', pid: 1, leaseMs: 60_000, maxJobs: 1 });
+    const out = await claimNext({
+      store,
+      config: Config.fromText('FlightHostWait 1\n'),
+      harness: null,
+      worker: 'me3',
+      leaseMs: 60_000,
+      now: () => Date.now() + 5000,
+    });
+    expect(out.claimed).toBeUndefined();
+    expect(out.settled).toMatchObject([{ flight: f, job: 'hungry', status: 'starved' }]);
+    expect((await store.getJob(f, 'hungry'))!.status).toBe('starved');
+    expect((await store.getRunvar(f, 'hungry', 'lab_reason'))!.val).toBe(out.settled[0]!.reason);
+    await store.lab.closeJob({ flight: g, job: 'holder', sharesPrepared: false });
+    expect(await store.lab.completeFlights()).toContainEqual({ flight: f, blessing: 'play' });
+    await store.lab.endWorker('me3', 'done');
   });
 });
 
