@@ -16,9 +16,16 @@
  * before its release plus its own duration. Build work counts without the install a shared host
  * saves, and a build host counts as its share slots.
  *
- * Prints `result: makespan_ratio=…` (ours / lower bound), the naive allocator's beside it, and
- * `result: p99_ms=…`: the wall time of one call of the pure planner, in this process. (The
- * store-backed allocation with 4 workers on PostgreSQL is measured later, by the store's bench.)
+ * Prints `result: makespan_ratio=…` (ours / lower bound), the naive allocator's beside it.
+ *
+ * Then the store phase (bench/scheduler-store.ts): the same lab and jobs as rows of a real store,
+ * 4 worker processes claiming jobs with the real allocator (claimNext: snapshot read from the
+ * store, plan, all-or-none write, re-plan on a lost race), flights queued on a scaled clock. Each
+ * claimNext call is one allocation decision; `result: p99_ms=…` is their p99 on PostgreSQL (a
+ * throw-away server started here), beside the same on sqlite (the baseline: same code, same
+ * processes, no server or network) and the pure planner's own p99 in this process. PostgreSQL and
+ * sqlite runs alternate. Environment: STORE_RUNS (runs per store, default 2; 0 skips the phase),
+ * MS_PER_HOUR (real ms per lab hour, default 1000), CAP_SECONDS (each run's limit, default 150).
  */
 import { loadavg } from 'node:os';
 import { prng } from '../src/bisect/simulate.js';
@@ -29,6 +36,7 @@ import { defaultPriority } from '../src/scheduler/priority.js';
 import { jobRequirements } from '../src/scheduler/requirements.js';
 import { type SimJob, type SimResult, simulateLab } from '../src/scheduler/simulate.js';
 import type { SchedHost } from '../src/scheduler/types.js';
+import { type BenchJobDef, storePhase } from './scheduler-store.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -223,6 +231,8 @@ if (builds.length !== 8 || tests.length !== 42)
   throw new Error(`flight has ${builds.length}+${tests.length} jobs`);
 
 const jobs: SimJob[] = [];
+/** What the store phase needs to recreate each job as a row (see bench/scheduler-store.ts). */
+const defs: BenchJobDef[] = [];
 function addJob(
   flight: string,
   t: Template,
@@ -249,6 +259,17 @@ function addJob(
     deps,
     release,
     priority: defaultPriority(intended),
+  });
+  defs.push({
+    key,
+    flight,
+    job: t.name,
+    intended,
+    runvars: { ...t.runvars, ...extraRunvars },
+    deps: deps.map((d) => d.slice(d.indexOf('/') + 1)),
+    release,
+    actualMs: actual,
+    installMs: isBuild ? 15 * MIN : 0,
   });
   return key;
 }
@@ -440,7 +461,64 @@ console.log(
 console.log(
   `result: makespan_ratio=${(ours.makespan / lb).toFixed(3)} greedy_makespan_ratio=${(greedy.makespan / lb).toFixed(3)}`,
 );
-console.log(
-  `result: p99_ms=${percentile(best, 99).toFixed(2)} (pure planner in process, fastest of 3 per decision; ` +
-    `single-shot p99 ${percentile(once, 99).toFixed(2)}; not yet 4 workers on PostgreSQL)`,
-);
+
+// ---- the store phase: 4 worker processes deciding against PostgreSQL, and sqlite as baseline ----
+const pureP99 = `pure planner in process: p99 ${percentile(best, 99).toFixed(2)} ms fastest of 3, ${percentile(once, 99).toFixed(2)} ms single-shot`;
+const env = (name: string, dflt: number) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`bench/scheduler: ${name} must be a number ≥ 0, not ${JSON.stringify(v)}`);
+  return n;
+};
+const storeRuns = env('STORE_RUNS', 2);
+if (storeRuns === 0) {
+  console.log(`result: p99_ms=${percentile(best, 99).toFixed(2)} (${pureP99}; STORE_RUNS=0: no store phase)`);
+} else {
+  const opts = {
+    workers: 4,
+    maxJobsPerWorker: 13,
+    msPerHour: env('MS_PER_HOUR', 1000),
+    pollMs: 250,
+    capMs: env('CAP_SECONDS', 150) * 1000,
+  };
+  console.log(
+    `store phase: ${opts.workers} worker processes (at most ${opts.maxJobsPerWorker} jobs each) calling the real allocator; ` +
+      `an hour of the lab is ${opts.msPerHour} ms; ${storeRuns} run(s) per store, PostgreSQL and sqlite alternating`,
+  );
+  const runs = await storePhase(hosts, defs, storeRuns, opts, (r) => {
+    console.log(
+      `  ${r.kind.padEnd(8)} decisions ${r.calls.length} (${r.claims.length} claimed, ${r.replans} re-plans, ${r.settled} settled unrun)  ` +
+        `ms p50 ${percentile(r.calls, 50).toFixed(1)} p99 ${percentile(r.calls, 99).toFixed(1)} max ${Math.max(...r.calls).toFixed(1)}; ` +
+        `claiming p99 ${percentile(r.claims, 99).toFixed(1)}  passed ${r.passed}/${r.total}  ` +
+        `makespan ${r.makespanH === undefined ? 'cut short' : `${r.makespanH.toFixed(2)} h (ratio ${((r.makespanH * HOUR) / lb).toFixed(3)})`}  ` +
+        `wall ${r.wallS.toFixed(0)} s (+${r.populateS.toFixed(0)} s to fill the store)  load ${loadavg()[0]!.toFixed(1)}`,
+    );
+    const total = r.calls.reduce((x, y) => x + y, 0);
+    const parts = Object.entries(r.inStore).sort((x, y) => y[1] - x[1]);
+    const stored = parts.reduce((x, [, v]) => x + v, 0);
+    console.log(
+      `           of the decisions' time: ${((100 * stored) / total).toFixed(0)}% in the store (${parts
+        .slice(0, 6)
+        .map(([k, v]) => `${k} ${((100 * v) / total).toFixed(0)}%`)
+        .join(', ')}), the rest planning`,
+    );
+  });
+  const pool = (kind: string, f: (r: (typeof runs)[number]) => number[]) =>
+    runs.filter((r) => r.kind === kind).flatMap(f);
+  const pg = pool('postgres', (r) => r.calls);
+  const sq = pool('sqlite', (r) => r.calls);
+  console.log(
+    `all decisions: postgres p50 ${percentile(pg, 50).toFixed(1)} ms p99 ${percentile(pg, 99).toFixed(1)} ms (${pg.length}); ` +
+      `sqlite p50 ${percentile(sq, 50).toFixed(1)} ms p99 ${percentile(sq, 99).toFixed(1)} ms (${sq.length}); ${pureP99}`,
+  );
+  const short = runs.filter((r) => r.passed < r.total).map((r) => `${r.kind} ${r.passed}/${r.total}`);
+  if (short.length > 0) console.log(`WARNING: not every job passed in: ${short.join(', ')}`);
+  console.log(
+    'p99_ms: one claimNext call (snapshot from the store, plan, all-or-none write) in 4 worker processes on PostgreSQL',
+  );
+  console.log(
+    `result: p99_ms=${percentile(pg, 99).toFixed(1)} sqlite_p99_ms=${percentile(sq, 99).toFixed(1)} pure_planner_p99_ms=${percentile(best, 99).toFixed(2)}`,
+  );
+}

@@ -1,0 +1,198 @@
+/**
+ * One worker process of bench/scheduler's store phase (started by bench/scheduler-store.ts, never
+ * by hand): registers as a lab worker and claims jobs with the real allocator (`claimNext`: the
+ * snapshot read from the store, the planner, the all-or-none write, re-planning when it loses a
+ * race), timing every call. A claimed job is "run" by sleeping its known duration on the bench's
+ * clock (a ready shared build host skips the install part), with one step recorded so the
+ * allocator's estimates learn from the history, then passed and closed as a worker closes a job.
+ * Reports its timings to the parent over IPC when told to stop.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Config } from '../src/config/config.js';
+import { openStore, type StoreSpec } from '../src/db/open.js';
+import type { Store } from '../src/db/store.js';
+import { type Claimed, claimNext } from '../src/scheduler/allocator.js';
+import { PlanCache } from '../src/scheduler/planner.js';
+
+export interface WorkerArgs {
+  spec: StoreSpec;
+  id: string;
+  maxJobs: number;
+  /** Real milliseconds per hour of the simulated lab. */
+  msPerHour: number;
+  pollMs: number;
+  /** Epoch ms: stop by then even if the parent's `stop` never arrives. */
+  stopAt: number;
+}
+
+/** Time spent in each store method while deciding (claimNext), ms: where a decision's time goes. */
+const inStore = new Map<string, number>();
+const deciding = new AsyncLocalStorage<boolean>();
+function timing<T extends object>(target: T, prefix: string): T {
+  return new Proxy(target, {
+    get(t, p, r) {
+      const v = Reflect.get(t, p, r) as unknown;
+      if (typeof v !== 'function') return v;
+      return async (...args: unknown[]) => {
+        const t0 = performance.now();
+        try {
+          return await (v as (...x: unknown[]) => Promise<unknown>).apply(t, args);
+        } finally {
+          if (deciding.getStore()) {
+            const k = `${prefix}${String(p)}`;
+            inStore.set(k, (inStore.get(k) ?? 0) + performance.now() - t0);
+          }
+        }
+      };
+    },
+  });
+}
+function timed(store: Store): Store {
+  const lab = timing(store.lab, 'lab.');
+  return timing(new Proxy(store, { get: (t, p, r) => (p === 'lab' ? lab : Reflect.get(t, p, r)) }), '');
+}
+
+export interface WorkerReport {
+  /** Store methods by total time spent in them during decisions, ms. */
+  inStore: Record<string, number>;
+  id: string;
+  /** Wall time of every claimNext call, ms. */
+  calls: number[];
+  /** Of those, the calls that claimed a job. */
+  claims: number[];
+  replans: number;
+  settled: number;
+  ran: number;
+  errors: string[];
+}
+
+const HOUR = 3_600_000;
+const LEASE_MS = 3_600_000;
+
+async function main(): Promise<void> {
+  const a = JSON.parse(process.argv[2] ?? '') as WorkerArgs;
+  const store = timed(await openStore(a.spec));
+  const config = Config.fromText('');
+  await store.lab.registerWorker({
+    id: a.id,
+    host: 'bench',
+    pid: process.pid,
+    leaseMs: LEASE_MS,
+    maxJobs: a.maxJobs,
+  });
+  const report: WorkerReport = {
+    inStore: {},
+    id: a.id,
+    calls: [],
+    claims: [],
+    replans: 0,
+    settled: 0,
+    ran: 0,
+    errors: [],
+  };
+  let stopping = false;
+  let pending = false;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    pending = true;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const unlisten = await store.lab.listen(poke);
+  process.on('message', (m) => {
+    if (m === 'stop') {
+      stopping = true;
+      poke();
+    }
+  });
+  const sleep = (simMs: number) => new Promise((r) => setTimeout(r, (simMs / HOUR) * a.msPerHour));
+  const runvar = async (c: Claimed, name: string) =>
+    Number((await store.getRunvar(c.flight, c.job, name))?.val ?? '0');
+  const run = async (c: Claimed) => {
+    const total = await runvar(c, 'bench_ms');
+    const install = await runvar(c, 'bench_install_ms');
+    await store.setJobStatus(c.flight, c.job, 'running');
+    const st = await store.startStep(c.flight, c.job, { testcase: 'ts-bench', testid: 'bench' });
+    if (c.share?.action === 'start') {
+      await sleep(install);
+      await store.lab.markShareReady(c.share.host, c);
+      await sleep(total - install);
+    } else await sleep(c.share?.action === 'join' ? total - install : total);
+    await store.finishStep(c.flight, c.job, st.stepno, { status: 'pass', logPath: 'bench' });
+    await store.setJobStatus(c.flight, c.job, 'pass');
+    await store.lab.closeJob({
+      flight: c.flight,
+      job: c.job,
+      worker: a.id,
+      sharesPrepared: c.share?.action === 'start',
+    });
+    report.ran += 1;
+  };
+
+  let running = 0;
+  const cache = new PlanCache();
+  process.send?.('ready');
+  const over = () => stopping || Date.now() >= a.stopAt;
+  while (!over()) {
+    pending = false;
+    // On sqlite every store call is synchronous underneath: yield so the parent's `stop` is heard.
+    await new Promise((r) => setImmediate(r));
+    while (!over() && running < a.maxJobs) {
+      const t0 = performance.now();
+      let out: Awaited<ReturnType<typeof claimNext>>;
+      try {
+        out = await deciding.run(true, () =>
+          claimNext({
+            store,
+            config,
+            harness: 'harness-1',
+            cache,
+            worker: a.id,
+            leaseMs: LEASE_MS,
+          }),
+        );
+      } catch (e) {
+        report.errors.push((e as Error).message);
+        break;
+      }
+      const ms = performance.now() - t0;
+      report.calls.push(ms);
+      report.replans += out.replans;
+      report.settled += out.settled.length;
+      if (!out.claimed) break;
+      report.claims.push(ms);
+      running += 1;
+      const c = out.claimed;
+      void run(c)
+        // A job still running when told to stop (the run was cut short) dies with the store: no error.
+        .catch((e: Error) => {
+          if (!stopping) report.errors.push(`${c.flight}/${c.job}: ${e.message}`);
+        })
+        .finally(() => {
+          running -= 1;
+          poke();
+        });
+    }
+    if (pending || over()) continue;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, a.pollMs);
+      wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+    wake = undefined;
+  }
+  stopping = true;
+  await unlisten().catch(() => undefined);
+  await store.lab.endWorker(a.id, 'bench over').catch(() => undefined);
+  await store.close().catch(() => undefined);
+  report.inStore = Object.fromEntries(inStore);
+  process.send?.(report, () => process.exit(0));
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`scheduler-worker: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
