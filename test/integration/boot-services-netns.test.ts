@@ -203,11 +203,16 @@ exit 0
         });
 
         // A host added to the database while the services run.
+        // It boots with pxelinux (set before it has a MAC, so no reservation ever sees it without).
+        await store.upsertHost({ name: hostName(i) });
+        await store.setHostProp(hostName(i), 'BootLoader', 'pxelinux');
         await store.upsertHost({ name: hostName(i), mac: mac(i), ip: hostIp(i) });
         await ip('-n', NS_CLIENT, 'addr', 'flush', 'dev', IF_CLIENT);
         await ip('-n', NS_CLIENT, 'link', 'set', IF_CLIENT, 'address', mac(i));
-        const added = await udhcpc([]);
-        expect(added, output()).toMatchObject({ ip: hostIp(i), siaddr: SERVER_IP, boot_file: 'pxelinux.0' });
+        // Its iPXE is sent on to pxelinux.0 over TFTP, not to a script.
+        const added = await udhcpc(IPXE);
+        expect(added, output()).toMatchObject({ ip: hostIp(i), siaddr: SERVER_IP });
+        expect(added.bootfile ?? added.boot_file).toBe('pxelinux.0');
         await run('ip', [
           'netns',
           'exec',

@@ -68,6 +68,9 @@ export type DnsmasqEvent =
       hostname?: string;
       /** What kind of client, from the tags dnsmasq matched for this exchange (log-dhcp). */
       clientKind: 'ipxe' | 'uefi' | 'bios';
+      /** The tags said iPXE / UEFI (an iPXE client may be either). */
+      ipxe: boolean;
+      efi: boolean;
     }
   | { type: 'tftp'; ip: string; file: string; outcome: 'sent' | 'failed'; detail: string };
 
@@ -270,8 +273,12 @@ export class DnsmasqService {
     if (m) {
       this.counters.acks++;
       const tags = (m[1] && this.tagsByXid.get(m[1])) || [];
-      const clientKind = tags.includes(TAG_IPXE) ? 'ipxe' : tags.includes(TAG_EFI) ? 'uefi' : 'bios';
+      const ipxe = tags.includes(TAG_IPXE);
+      const efi = tags.includes(TAG_EFI);
+      const clientKind = ipxe ? 'ipxe' : efi ? 'uefi' : 'bios';
       const ev: DnsmasqEvent = {
+        ipxe,
+        efi,
         type: 'ack',
         ip: m[2] as string,
         mac: (m[3] as string).toLowerCase(),
@@ -372,13 +379,12 @@ export async function startDnsmasqBackend(o: BootBackendOptions & { binary: stri
         void reservedHosts(o).then((hosts) => {
           const h = hosts.find((x) => x.mac === ev.mac);
           if (!h) return;
+          // As the builtin words it: iPXE sent on to pxelinux (a pxelinux host) counts as firmware.
+          const kind =
+            ev.clientKind === 'ipxe' && h.loader !== 'ipxe' ? (ev.efi ? 'uefi' : 'bios') : ev.clientKind;
           const file =
-            ev.clientKind === 'uefi'
-              ? 'ipxe.efi'
-              : ev.clientKind === 'ipxe' && h.loader === 'ipxe'
-                ? h.ipxeScript
-                : 'pxelinux.0';
-          void o.record(h.name, 'dhcp', `ack ${ev.ip} to ${ev.clientKind} boot ${file} (dnsmasq)`);
+            kind === 'ipxe' ? h.ipxeScript : kind === 'uefi' && !ev.ipxe ? 'ipxe.efi' : 'pxelinux.0';
+          void o.record(h.name, 'dhcp', `ack ${ev.ip} to ${kind} boot ${file} (dnsmasq)`);
         });
       } else {
         const file = ev.file.startsWith(rootPrefix) ? ev.file.slice(rootPrefix.length) : ev.file;
