@@ -233,6 +233,35 @@ exit 0
     expect(raw.skipped).toEqual([]);
   });
 
+  it('dnsmasq killed under us is started again and keeps answering', async () => {
+    const before = svc!.stats().pid!;
+    process.kill(before, 'SIGKILL');
+    for (let i = 0; i < 100 && (svc!.stats().pid === before || svc!.stats().pid === undefined); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(svc!.stats()).toMatchObject({ crashes: 1, pid: expect.any(Number) });
+    expect(svc!.stats().pid).not.toBe(before);
+    expect(logLines.some((l) => l.includes('died unexpectedly; restarting it'))).toBe(true);
+    expect(await udhcpc(BIOS)).toMatchObject({ ip: IP_B, boot_file: 'pxelinux.0' });
+  });
+
+  it('a dnsmasq that cannot start is a clear error, with its own words', async () => {
+    const base = {
+      stateDir: join(work, 'dnsmasq-bad'),
+      serverIp: SERVER_IP,
+      netmask: '255.255.255.0',
+      tftpRoot,
+      leaseFile: join(work, 'bad.leases'),
+      leaseTimeSecs: 600,
+      log: () => {},
+    };
+    await expect(
+      new DnsmasqService({ ...base, binary: join(work, 'no-such-dnsmasq'), interface: IF_SERVER }).start([]),
+    ).rejects.toThrow(/did not start: spawn .*no-such-dnsmasq ENOENT/);
+    await expect(
+      new DnsmasqService({ ...base, binary: join(work, 'dnsmasq-in-ns'), interface: 'nosuchif0' }).start([]),
+    ).rejects.toThrow(/did not start:[\s\S]*nosuchif0/);
+  });
+
   it('serves the TFTP root: curl fetches a boot file; a missing one is an error', async () => {
     const data = randomBytes(200_000);
     writeFileSync(join(tftpRoot, 'pxelinux.0'), data);

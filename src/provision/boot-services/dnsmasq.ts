@@ -77,6 +77,8 @@ export type DnsmasqEvent =
 export interface DnsmasqStats {
   pid: number | undefined;
   reloads: number;
+  /** Times dnsmasq died without being asked to (it is restarted). */
+  crashes: number;
   acks: number;
   tftpSent: number;
   tftpFailed: number;
@@ -179,7 +181,12 @@ export class DnsmasqService {
   private child: ChildProcess | undefined;
   private lastFiles = '';
   private exitWaiters: Array<() => void> = [];
-  private counters = { reloads: 0, acks: 0, tftpSent: 0, tftpFailed: 0, hosts: 0 };
+  private counters = { reloads: 0, crashes: 0, acks: 0, tftpSent: 0, tftpFailed: 0, hosts: 0 };
+  /** Started successfully once: from then on an exit we did not ask for is a crash. */
+  private serving = false;
+  private stopping = false;
+  private crashTimes: number[] = [];
+  private respawnTimer: NodeJS.Timeout | undefined;
   private output: string[] = [];
   private tagsByXid = new Map<string, string[]>();
   private exited = false;
@@ -197,7 +204,9 @@ export class DnsmasqService {
     mkdirSync(o.tftpRoot, { recursive: true });
     writeFileSync(this.confFile, dnsmasqConf(o));
     this.writeHosts(hosts);
+    this.stopping = false;
     await this.spawn();
+    this.serving = true;
   }
 
   private get confFile(): string {
@@ -216,6 +225,7 @@ export class DnsmasqService {
       this.exited = true;
       o.log(`dnsmasq exited (${code ?? sig})`);
       for (const w of this.exitWaiters.splice(0)) w();
+      if (this.serving && !this.stopping) this.crashed();
     });
     for (const stream of [child.stdout, child.stderr]) {
       if (stream) createInterface({ input: stream }).on('line', (line) => this.onLine(line));
@@ -326,8 +336,10 @@ export class DnsmasqService {
    */
   async setHosts(hosts: readonly DnsmasqHost[]): Promise<boolean> {
     if (!this.writeHosts(hosts)) return false;
-    if (!this.child || this.exited) throw new Error('dnsmasq is not running');
+    // Not running (not started yet, or between a crash and its restart): it reads the files when it starts.
+    if (!this.child || this.exited) return true;
     await this.close();
+    this.stopping = false;
     await this.spawn();
     this.counters.reloads++;
     return true;
@@ -344,7 +356,31 @@ export class DnsmasqService {
     return { pid: this.exited ? undefined : this.child?.pid, ...this.counters };
   }
 
+  /**
+   * dnsmasq died under us: start it again after a second (hosts keep booting), unless it keeps dying
+   * (5 times within a minute), which a restart will not cure; that is logged and left for a person.
+   */
+  private crashed(): void {
+    const now = Date.now();
+    this.crashTimes = this.crashTimes.filter((t) => t > now - 60_000);
+    this.crashTimes.push(now);
+    this.counters.crashes++;
+    if (this.crashTimes.length > 5) {
+      this.o.log('dnsmasq: died 5 times within a minute; not restarting it (see its output above)');
+      return;
+    }
+    this.o.log('dnsmasq: died unexpectedly; restarting it in 1 s');
+    this.respawnTimer = setTimeout(() => {
+      this.respawnTimer = undefined;
+      if (this.stopping) return;
+      this.spawn().catch((e: unknown) => this.o.log(`dnsmasq: restart failed: ${(e as Error).message}`));
+    }, 1000);
+  }
+
   async close(): Promise<void> {
+    this.stopping = true;
+    if (this.respawnTimer) clearTimeout(this.respawnTimer);
+    this.respawnTimer = undefined;
     const child = this.child;
     if (!child || this.exited || child.exitCode !== null) return;
     const gone = new Promise<void>((r) => this.exitWaiters.push(r));
