@@ -82,6 +82,9 @@ describe('dnsmasq config', () => {
     );
     expect(() => dnsmasqHostFiles([{ ...h, ip: '10.219.3.12\ndhcp-range=1' }])).toThrow(/address/);
     expect(() => dnsmasqConf({ ...opts, interface: 'br0 x' })).toThrow(/interface/);
+    expect(() => dnsmasqConf({ ...opts, tftpRoot: '/srv/tftp\ndhcp-range=0.0.0.0' })).toThrow(
+      /TFTP root .* cannot be written/,
+    );
   });
 });
 

@@ -101,6 +101,13 @@ function checkField(what: string, v: string): string {
   return v;
 }
 
+function checkPath(what: string, v: string): string {
+  // A line break would end the directive and start another.
+  if (/[\n\r]/.test(v) || v.trim() !== v || v === '')
+    throw new Error(`dnsmasq: ${what} ${JSON.stringify(v)} cannot be written`);
+  return v;
+}
+
 export function dnsmasqConf(o: DnsmasqOptions): string {
   const network = o.serverIp
     .split('.')
@@ -118,11 +125,13 @@ export function dnsmasqConf(o: DnsmasqOptions): string {
     'port=0',
     'no-resolv',
     'no-hosts',
+    // As root, like the services that start it: the state directory and TFTP root need not be readable
+    // to dnsmasq's usual unprivileged user.
     'user=root',
-    `pid-file=${join(o.stateDir, 'dnsmasq.pid')}`,
+    `pid-file=${checkPath('state directory', join(o.stateDir, 'dnsmasq.pid'))}`,
     'log-facility=-',
     'log-dhcp',
-    `dhcp-leasefile=${o.leaseFile}`,
+    `dhcp-leasefile=${checkPath('lease file', o.leaseFile)}`,
     // Reserved MACs only: an unknown client gets no answer (the builtin server does the same).
     `dhcp-range=${network},static,${o.netmask},${o.leaseTimeSecs}`,
     'dhcp-authoritative',
@@ -141,7 +150,7 @@ export function dnsmasqConf(o: DnsmasqOptions): string {
     `dhcp-boot=tag:!${TAG_IPXE},tag:${TAG_EFI},${uefi},,${s}`,
     `dhcp-boot=tag:${TAG_IPXE},tag:${TAG_PXELINUX_HOST},${bios},,${s}`,
     'enable-tftp',
-    `tftp-root=${o.tftpRoot}`,
+    `tftp-root=${checkPath('TFTP root', o.tftpRoot)}`,
     '',
   ].join('\n');
 }
