@@ -343,6 +343,7 @@ function waitForBanner(ip: string, timeoutMs: number): Promise<{ tcp: number; ba
       () => finish(new Error(`no ssh banner from ${ip} within ${timeoutMs / 1000} s`)),
       timeoutMs,
     );
+    if (interrupt.signal.aborted) return onAbort();
     probe();
   });
 }
@@ -622,5 +623,10 @@ if (arg === '--help' || arg === '-h') {
   process.stderr.write(`bench/boot: unknown argument ${arg}\n${HELP}`);
   process.exit(2);
 } else {
-  await bench();
+  try {
+    await bench();
+  } catch (err) {
+    process.stderr.write(`bench/boot: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
 }
