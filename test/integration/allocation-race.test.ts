@@ -7,6 +7,8 @@
  * - from the children's own reports: each child notes a window (system-wide monotonic clock)
  *   inside every hold it got; two windows of one host that overlap mean two holders at once.
  * The second check does not trust the store's log at all.
+ * Run twice per store: single hosts through the core store, and pairs of hosts (all or none)
+ * through the lab's takeHosts/closeJob, the path workers use.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +78,12 @@ function doublesInReports(reports: readonly ChildReport[]): number {
   return overlaps;
 }
 
-async function race(label: string, spec: StoreSpec): Promise<void> {
+/**
+ * `alloc`: one host per cycle through the core store (allocateHost/releaseHost); `take`: a pair of
+ * hosts per cycle, all or none, through the lab's takeHosts and closeJob, as workers take them.
+ */
+async function race(label: string, spec: StoreSpec, mode: 'alloc' | 'take' = 'alloc'): Promise<void> {
+  const perWin = mode === 'take' ? 2 : 1;
   const store = await openStore(spec);
   try {
     await store.createFlight({ flight: 'race', branch: 'b', intended: 'play' });
@@ -86,7 +93,7 @@ async function race(label: string, spec: StoreSpec): Promise<void> {
     const t0 = Date.now();
     const reports = (await runStoreChildren(
       Array.from({ length: PROCESSES }, (_v, i) => ({
-        mode: 'alloc',
+        mode,
         spec,
         flight: 'race',
         job: `w${i}`,
@@ -103,7 +110,7 @@ async function race(label: string, spec: StoreSpec): Promise<void> {
     const fromLog = doublesInLog(log);
     const fromReports = doublesInReports(reports);
     process.stderr.write(
-      `[race ${label}] ${PROCESSES} processes × ${CYCLES} cycles on ${HOSTS.length} hosts: ${won} holds, ${lost} refusals, ` +
+      `[race ${label} ${mode}] ${PROCESSES} processes × ${CYCLES} cycles on ${HOSTS.length} hosts: ${won} holds, ${lost} refusals, ` +
         `double allocations: ${fromLog.doubles} in the log, ${fromReports} in the children's reports; ` +
         `stray releases ${fromLog.strays}; ${ms} ms\n`,
     );
@@ -113,9 +120,9 @@ async function race(label: string, spec: StoreSpec): Promise<void> {
     expect(fromLog.doubles).toBe(0);
     expect(fromLog.strays).toBe(0);
     expect(fromReports).toBe(0);
-    expect(fromLog.holds).toBe(won);
-    expect(reports.reduce((s, r) => s + r.holds.length, 0)).toBe(won);
-    expect(log.filter((e) => e.event === 'release')).toHaveLength(won);
+    expect(fromLog.holds).toBe(won * perWin);
+    expect(reports.reduce((s, r) => s + r.holds.length, 0)).toBe(won * perWin);
+    expect(log.filter((e) => e.event === 'release')).toHaveLength(won * perWin);
     expect(await store.listAllocations()).toEqual([]);
   } finally {
     await store.close();
@@ -136,6 +143,19 @@ describe(`allocation race: ${PROCESSES} processes × ${CYCLES} cycles on ${HOSTS
     RACE_TIMEOUT_MS + 10_000,
   );
 
+  it(
+    'sqlite, pairs of hosts through the lab (takeHosts, all or none): zero double allocations',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'osstest-race-'));
+      try {
+        await race('sqlite', { kind: 'sqlite', path: join(dir, 'race.db') }, 'take');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    RACE_TIMEOUT_MS + 10_000,
+  );
+
   describe.skipIf(!havePostgres('allocation race on PostgreSQL'))('postgres', () => {
     let server: TestPostgres;
     beforeAll(async () => {
@@ -149,6 +169,14 @@ describe(`allocation race: ${PROCESSES} processes × ${CYCLES} cycles on ${HOSTS
       'postgres: zero double allocations',
       async () => {
         await race('postgres', { kind: 'postgres', connection: await server.createDatabase() });
+      },
+      RACE_TIMEOUT_MS + 10_000,
+    );
+
+    it(
+      'postgres, pairs of hosts through the lab (takeHosts, all or none): zero double allocations',
+      async () => {
+        await race('postgres', { kind: 'postgres', connection: await server.createDatabase() }, 'take');
       },
       RACE_TIMEOUT_MS + 10_000,
     );

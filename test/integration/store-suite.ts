@@ -174,6 +174,30 @@ if (a.mode === 'alloc') {
       await store.releaseHost(host, { flight: a.flight, job: a.job });
     } else result.lost++;
   }
+} else if (a.mode === 'take') {
+  // The lab's way: all of a pair of hosts or none (lab.takeHosts), released as a worker closes a job.
+  result.won = 0;
+  result.lost = 0;
+  result.holds = [];
+  const pairs = [];
+  for (let x = 0; x < a.hosts.length; x++)
+    for (let y = x + 1; y < a.hosts.length; y++) pairs.push([a.hosts[x], a.hosts[y]]);
+  for (let i = 0; i < a.cycles; i++) {
+    const [h1, h2] = pairs[i % pairs.length];
+    const r = await store.lab.takeHosts({
+      flight: a.flight,
+      job: a.job,
+      holds: [{ ident: 'src_host', host: h1 }, { ident: 'dst_host', host: h2 }],
+    });
+    if (r.ok) {
+      const from = process.hrtime.bigint();
+      result.won++;
+      await new Promise((r) => setImmediate(r));
+      const to = String(process.hrtime.bigint());
+      result.holds.push([h1, String(from), to], [h2, String(from), to]);
+      await store.lab.closeJob({ flight: a.flight, job: a.job, sharesPrepared: false });
+    } else result.lost++;
+  }
 } else if (a.mode === 'steps') {
   result.stepnos = [];
   for (let i = 0; i < a.cycles; i++) {
