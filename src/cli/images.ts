@@ -1,7 +1,10 @@
 /** `osstest images update|show`: what installs need in the Images directory. */
 import type { Command } from 'commander';
 import { Config } from '../config/config.js';
+import { updateInstallerImage } from '../provision/images/installer.js';
 import { findKernelImage, updateKernelImage } from '../provision/images/kernel.js';
+import { ensureRootfs } from '../provision/images/rootfs.js';
+import { rootfsSpecOf } from '../provision/install/image.js';
 import { printJson } from './output.js';
 
 export function register(program: Command): void {
@@ -17,22 +20,61 @@ export function register(program: Command): void {
     .option('--arch <arch>', 'architecture', 'amd64')
     .option('--package <pkg>', 'kernel package (default linux-image-ARCH)')
     .option('--force', 'fetch and extract again even if this version is there')
+    .option(
+      '--rootfs',
+      'also make the root filesystem the image install method writes (debootstrap, as root; cached by suite and packages)',
+    )
+    .option(
+      '--installer',
+      "also fetch Debian's netboot installer (debian-installer-12-netboot-ARCH) for the debian-installer install method",
+    )
     .option('--json', 'print the result as JSON')
-    .action(async (o: { arch: string; package?: string; force?: boolean; json?: boolean }) => {
-      const config = Config.load({ env: process.env });
-      const t0 = Date.now();
-      const k = await updateKernelImage({
-        imagesDir: config.path('Images'),
-        arch: o.arch,
-        package: o.package ?? config.optString('ImagesKernelPackage'),
-        force: o.force,
-        progress: (line) =>
-          (o.json ? process.stderr : process.stdout).write(
-            `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`,
-          ),
-      });
-      if (o.json) printJson(k);
-    });
+    .action(
+      async (o: {
+        arch: string;
+        package?: string;
+        force?: boolean;
+        rootfs?: boolean;
+        installer?: boolean;
+        json?: boolean;
+      }) => {
+        const config = Config.load({ env: process.env });
+        const t0 = Date.now();
+        const k = await updateKernelImage({
+          imagesDir: config.path('Images'),
+          arch: o.arch,
+          package: o.package ?? config.optString('ImagesKernelPackage'),
+          force: o.force,
+          progress: (line) =>
+            (o.json ? process.stderr : process.stdout).write(
+              `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`,
+            ),
+        });
+        const rootfs = o.rootfs
+          ? await ensureRootfs({
+              imagesDir: config.path('Images'),
+              spec: { ...rootfsSpecOf(config), arch: o.arch },
+              force: o.force,
+              progress: (line) =>
+                (o.json ? process.stderr : process.stdout).write(
+                  `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] rootfs: ${line}\n`,
+                ),
+            })
+          : undefined;
+        const installer = o.installer
+          ? await updateInstallerImage({
+              imagesDir: config.path('Images'),
+              arch: o.arch,
+              force: o.force,
+              progress: (line) =>
+                (o.json ? process.stderr : process.stdout).write(
+                  `[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] installer: ${line}\n`,
+                ),
+            })
+          : undefined;
+        if (o.json) printJson({ ...k, ...(rootfs ? { rootfs } : {}), ...(installer ? { installer } : {}) });
+      },
+    );
 
   images
     .command('show')

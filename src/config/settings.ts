@@ -345,6 +345,18 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: "Debian package `images update` takes the hosts' kernel from (default linux-image-<arch>).",
   },
   {
+    name: 'ImagesRootfsSuite',
+    doc: 'Debian suite of the root filesystem the `image` install method writes (default bookworm).',
+  },
+  {
+    name: 'ImagesRootfsPackages',
+    doc: 'Packages debootstrap adds to that root filesystem (default linux-image-cloud-amd64 systemd-sysv udev openssh-server).',
+  },
+  {
+    name: 'ImagesRootfsMirror',
+    doc: "Debian mirror debootstrap fetches from (default the first Debian mirror in apt's sources).",
+  },
+  {
     name: 'HostInstallFetchTimeout',
     default: '300',
     doc: 'Seconds from power-on until a host being installed must have fetched its boot files.',
@@ -394,6 +406,16 @@ export const SETTINGS: ReadonlyArray<Setting> = [
     doc: 'QEMU accelerator of the lab VMs: tcg (software emulation, works anywhere) or kvm (needs /dev/kvm).',
   },
   { name: 'LabQemuMemory', default: '256', doc: 'Memory of each lab VM, in MB.' },
+  {
+    name: 'LabQemuNic',
+    default: 'e1000',
+    doc: "NIC model of the lab VMs: e1000 (Debian's generic kernel has it as one module) or virtio (virtio-net; what Debian's cloud kernel, which the image install method's root filesystem has, drives).",
+  },
+  {
+    name: 'LabQemuDisk',
+    default: '4G',
+    doc: "Size of each lab VM's virtio disk (a qcow2 file made afresh by lab up, for the image install method); 0 for none.",
+  },
   {
     name: 'LabHttpPort',
     default: '80',

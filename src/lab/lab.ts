@@ -98,6 +98,7 @@ async function checkTools(plan: LabPlan): Promise<void> {
   for (const [cmd, pkg] of [
     ['ip', 'iproute2'],
     [plan.qemu.binary, 'qemu-system-x86'],
+    ...(plan.qemu.disk === '0' ? [] : [['qemu-img', 'qemu-utils']]),
   ] as const) {
     const r = await execa('sh', ['-c', `command -v "$1"`, 'sh', cmd], { reject: false });
     if (r.exitCode !== 0) missing.push(`${cmd} (Debian: ${pkg})`);
@@ -144,7 +145,10 @@ function vmSpec(plan: LabPlan, h: LabQemuHost): QemuVmSpec {
       '-netdev',
       `tap,id=net0,ifname=${h.tap},script=no,downscript=no`,
       '-device',
-      `e1000,netdev=net0,mac=${h.mac}`,
+      `${plan.qemu.nic === 'virtio' ? 'virtio-net-pci' : 'e1000'},netdev=net0,mac=${h.mac}`,
+      ...(plan.qemu.disk === '0'
+        ? []
+        : ['-drive', `file=${join(h.vmDir, 'disk.qcow2')},if=virtio,format=qcow2,cache=unsafe`]),
       '-boot',
       'order=n',
       // SeaBIOS copies what the firmware and iPXE print to the serial port too, so the serial log shows
@@ -169,12 +173,19 @@ async function registerHosts(
 ) {
   for (const h of plan.qemuHosts) {
     await store.upsertHost({ name: h.name, mac: h.mac, ip: h.ip });
-    await store.setHostFlags(h.name, ['arch-amd64', 'purpose-test', 'virtual-lab', 'diskless']);
+    await store.setHostFlags(h.name, [
+      'arch-amd64',
+      'purpose-test',
+      'virtual-lab',
+      plan.qemu.disk === '0' ? 'diskless' : 'disk',
+    ]);
     for (const [p, v] of Object.entries({
       PowerMethod: `qemu ${h.vmDir}`,
       SerialMethod: `qemu ${h.vmDir}`,
       InstallMethod: 'ramdisk',
       Workdir: '/var/tmp/osstest',
+      // The ramdisk's NIC driver (its default is e1000's).
+      ...(plan.qemu.nic === 'virtio' ? { RamdiskModules: 'virtio_pci virtio_net' } : {}),
     })) {
       await store.setHostProp(h.name, p, v);
     }
@@ -307,6 +318,15 @@ export async function labUp(config: Config, store: Store, log: Log): Promise<Lab
       const spec = vmSpec(plan, h);
       writeVmSpec(h.vmDir, spec);
       writeFileSync(join(h.vmDir, 'sercon-port'), Buffer.from([0xf8, 0x03]));
+      if (plan.qemu.disk !== '0') {
+        // A fresh, empty disk at every lab up (qcow2: it takes only what is written).
+        const disk = join(h.vmDir, 'disk.qcow2');
+        rmSync(disk, { force: true });
+        const r = await execa('qemu-img', ['create', '-q', '-f', 'qcow2', disk, plan.qemu.disk], {
+          reject: false,
+        });
+        if (r.exitCode !== 0) throw new LabError(`qemu-img create ${disk}: ${r.stderr.trim()}`);
+      }
       writeFileSync(spec.serialLog, '');
       state.qemuHosts.push({ name: h.name, mac: h.mac, ip: h.ip, tap: h.tap, vmDir: h.vmDir });
       log(
@@ -316,8 +336,9 @@ export async function labUp(config: Config, store: Store, log: Log): Promise<Lab
     writeLabState(plan, state);
 
     const keys = new Map<string, string>();
+    // The key installs put on QEMU hosts too, so made even when there is no build host.
+    const { publicKey } = ensureKeyPair(config.path('TestHostKeypairPath'), 'osstest');
     if (plan.buildHosts.length > 0) {
-      const { publicKey } = ensureKeyPair(config.path('TestHostKeypairPath'), 'osstest');
       for (const b of plan.buildHosts) {
         const host = await NetnsHost.create({
           name: b.name,

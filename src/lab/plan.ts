@@ -49,7 +49,8 @@ export interface LabPlan {
   link: { rootIf: string; labIf: string; rootIp: string; labIp: string; prefix: number };
   httpPort: number;
   webspaceUrl: string;
-  qemu: { binary: string; accel: string; memoryMb: number };
+  /** disk: size of each VM's disk for qemu-img (`4G`), or '0' for none. */
+  qemu: { binary: string; accel: string; memoryMb: number; disk: string; nic: 'e1000' | 'virtio' };
   qemuHosts: LabQemuHostPlan[];
   buildHosts: LabBuildHostPlan[];
   stateFile: string;
@@ -89,6 +90,12 @@ export function labPlan(config: Config): LabPlan {
     throw new ConfigError(`LabQemuAccel must be tcg or kvm, not ${accel}`);
   const memoryMb = config.int('LabQemuMemory');
   if (memoryMb < 128) throw new ConfigError('LabQemuMemory must be at least 128 (MB)');
+  const nic = config.string('LabQemuNic');
+  if (nic !== 'e1000' && nic !== 'virtio')
+    throw new ConfigError(`LabQemuNic must be e1000 or virtio, not ${nic}`);
+  const disk = config.string('LabQemuDisk');
+  if (!/^(0|[1-9]\d*[KMGT]?)$/.test(disk))
+    throw new ConfigError(`LabQemuDisk ${disk}: a size such as 4G, or 0`);
   const third = (sub.network >>> 8) & 255;
   const hex = (n: number) => n.toString(16).padStart(2, '0');
   const serverIp = intToIp(sub.network + 1);
@@ -112,7 +119,7 @@ export function labPlan(config: Config): LabPlan {
     },
     httpPort,
     webspaceUrl: labWebspaceUrl(config),
-    qemu: { binary: config.string('QemuBinary'), accel, memoryMb },
+    qemu: { binary: config.string('QemuBinary'), accel, memoryMb, disk, nic },
     qemuHosts: Array.from({ length: nQemu }, (_, i) => {
       const name = `${prefix}-q${i}`;
       return {

@@ -14,7 +14,7 @@ describe('lab plan', () => {
       netmask: '255.255.255.0',
       serverIp: '10.215.0.1',
       webspaceUrl: 'http://10.215.0.1:80/',
-      qemu: { binary: 'qemu-system-x86_64', accel: 'tcg', memoryMb: 256 },
+      qemu: { binary: 'qemu-system-x86_64', accel: 'tcg', memoryMb: 256, disk: '4G', nic: 'e1000' },
       stateFile: '/var/lib/osstest/lab/state.json',
     });
     expect(p.link).toMatchObject({ rootIp: '10.215.255.1', labIp: '10.215.255.2', labIf: 'uplink' });

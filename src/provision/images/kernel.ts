@@ -2,7 +2,8 @@
  * The kernel the lab's hosts boot, taken from Debian's own package: `osstest images update` fetches
  * `linux-image-<arch>` with apt (the machine's configured mirror), checks the downloaded file against
  * the SHA256 of apt's signed index, and extracts only what the ramdisk needs: vmlinuz, the config, and
- * the network-driver modules (a virtual host needs a NIC driver, not the 400 MB of other modules).
+ * the network-driver modules (a virtual host needs a NIC driver, not the 400 MB of other modules), and
+ * the disk and ext4 modules the `image` install method needs to write a disk from the ramdisk.
  *
  * Layout: `<Images>/kernel-<arch>/` holding `manifest.json`, `vmlinuz`, `config`, and
  * `lib/modules/<release>/…`. An update is extracted next to it and swapped in by rename.
@@ -38,7 +39,10 @@ export interface KernelImage {
   fetchedAt: string;
 }
 
-interface Manifest extends Omit<KernelImage, 'dir' | 'vmlinuz' | 'modulesDir'> {}
+interface Manifest extends Omit<KernelImage, 'dir' | 'vmlinuz' | 'modulesDir'> {
+  /** Which MODULE_PATTERNS it was extracted with (absent: the first set). */
+  extractSet?: number;
+}
 
 /** What the ramdisk may need from the modules tree: NIC drivers and what they depend on. */
 const MODULE_PATTERNS = [
@@ -50,7 +54,17 @@ const MODULE_PATTERNS = [
   'lib/modules/*/kernel/drivers/virtio/*',
   'lib/modules/*/kernel/net/core/*',
   'lib/modules/*/modules.order',
+  // The `image` install method writes the host's disk from the ramdisk: a virtio disk, ext4.
+  'lib/modules/*/kernel/drivers/block/virtio_blk.ko',
+  'lib/modules/*/kernel/fs/ext4/*',
+  'lib/modules/*/kernel/fs/jbd2/*',
+  'lib/modules/*/kernel/fs/mbcache.ko',
+  'lib/modules/*/kernel/lib/crc16.ko',
+  'lib/modules/*/kernel/crypto/crc32c_generic.ko',
 ];
+
+/** Bumped whenever MODULE_PATTERNS changes, so `images update` extracts an existing kernel again. */
+const EXTRACT_SET = 2;
 
 export function kernelDir(imagesDir: string, arch: string): string {
   return join(imagesDir, `kernel-${arch}`);
@@ -97,7 +111,7 @@ function parseRecord(text: string): Map<string, string> {
   return m;
 }
 
-async function aptShow(pkg: string): Promise<Map<string, string>> {
+export async function aptShow(pkg: string): Promise<Map<string, string>> {
   const r = await execa('apt-cache', ['show', '--no-all-versions', pkg], { reject: false });
   if (r.exitCode !== 0 || r.stdout.trim() === '') {
     throw new Error(
@@ -139,7 +153,9 @@ export async function updateKernelImage(opts: {
   const dir = kernelDir(opts.imagesDir, arch);
   if (!opts.force && existsSync(join(dir, 'manifest.json'))) {
     const have = findKernelImage(opts.imagesDir, arch);
-    if (have.package === pkg && have.version === version && existsSync(have.vmlinuz)) {
+    const set = (JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest).extractSet ?? 1;
+    if (set !== EXTRACT_SET) say(`extracting again: ${dir} lacks modules this version of osstest uses`);
+    else if (have.package === pkg && have.version === version && existsSync(have.vmlinuz)) {
       say(`already have ${pkg} ${version} (sha256 ${have.debSha256.slice(0, 16)}…)`);
       return { ...have, updated: false };
     }
@@ -198,6 +214,7 @@ export async function updateKernelImage(opts: {
       debSha256: got,
       vmlinuzSha256: await sha256File(join(out, 'vmlinuz')),
       fetchedAt: new Date().toISOString(),
+      extractSet: EXTRACT_SET,
     };
     writeAtomic(join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, 0o644);
     // Swap in: the old tree goes aside first so a reader never sees a half-written one.

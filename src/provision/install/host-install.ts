@@ -20,6 +20,9 @@ import { publicKeyOf } from '../../remote/keys.js';
 import { type RemoteSession, type SshTarget, waitForSsh } from '../../remote/session.js';
 import { findKernelImage } from '../images/kernel.js';
 import { bootLoaderOf, type PxeSettings, pxeSettings, writeNetboot } from '../pxe/index.js';
+import { debianInstallerDriver } from './debian-installer.js';
+import { imageDriver } from './image.js';
+import { InstallError } from './install-error.js';
 import { buildRamdisk, DEFAULT_MODULES, hostOverlay, makeDropbearHostKey } from './ramdisk.js';
 
 export interface ProvisionHost {
@@ -43,14 +46,12 @@ export interface ProvisionContext {
   webspaceUrl: string;
 }
 
-export const INSTALL_METHODS = ['ramdisk'] as const;
+export const INSTALL_METHODS = ['ramdisk', 'image', 'debian-installer'] as const;
 
-export class InstallError extends Error {
-  override name = 'InstallError';
-}
+export { InstallError };
 
 /** Links `src` to `dst` (same filesystem) or copies it; atomic either way. */
-function publish(src: string, dst: string): void {
+export function publish(src: string, dst: string): void {
   const tmp = `${dst}.tmp-${process.pid}`;
   rmSync(tmp, { force: true });
   try {
@@ -61,7 +62,7 @@ function publish(src: string, dst: string): void {
   renameSync(tmp, dst);
 }
 
-function writeFileAtomic(path: string, data: Buffer): void {
+export function writeFileAtomic(path: string, data: Buffer): void {
   const tmp = `${path}.tmp-${process.pid}`;
   rmSync(tmp, { force: true });
   appendFileSync(tmp, data, { mode: 0o644 });
@@ -79,7 +80,11 @@ export interface PreparedBoot {
  * Ramdisk install: the shared image (cached), a fresh per-host overlay and host key, the kernel, all
  * published to the host's webspace and TFTP directories, and the boot configs pointing at them.
  */
-export async function prepareRamdisk(ctx: ProvisionContext, pxe: PxeSettings): Promise<PreparedBoot> {
+export async function prepareRamdisk(
+  ctx: ProvisionContext,
+  pxe: PxeSettings,
+  extras: RamdiskExtras = {},
+): Promise<PreparedBoot> {
   const { config, host } = ctx;
   if (!host.mac || !host.ip) {
     throw new InstallError(
@@ -88,7 +93,10 @@ export async function prepareRamdisk(ctx: ProvisionContext, pxe: PxeSettings): P
   }
   const imagesDir = config.path('Images');
   const kernel = findKernelImage(imagesDir, 'amd64');
-  const modules = (host.prop('RamdiskModules') ?? DEFAULT_MODULES.join(' ')).split(/[\s,]+/).filter((m) => m);
+  const modules = (host.prop('RamdiskModules') ?? DEFAULT_MODULES.join(' '))
+    .split(/[\s,]+/)
+    .filter((m) => m)
+    .concat(extras.modules ?? []);
   const base = await buildRamdisk(imagesDir, { kernel, modules });
   ctx.log(
     `ramdisk: ${base.cached ? 'cached' : 'built'} ${base.path} (${(base.bytes / 1e6).toFixed(1)} MB, modules ${base.modules.join(' ')}); kernel ${kernel.release} from ${kernel.package} ${kernel.version}`,
@@ -111,9 +119,11 @@ export async function prepareRamdisk(ctx: ProvisionContext, pxe: PxeSettings): P
   publish(kernel.vmlinuz, join(web, 'vmlinuz'));
   publish(base.path, join(web, 'ramdisk.cpio.gz'));
   writeFileAtomic(join(web, 'host.cpio.gz'), overlay);
+  for (const x of extras.initrds ?? []) publish(x.path, join(web, x.name));
   // The overlay holds the host's private key. The webspace hands files only to the host's own
   // address; TFTP cannot tell hosts apart, so the files go there only for hosts that boot by pxelinux.
-  const files = ['vmlinuz', 'ramdisk.cpio.gz', 'host.cpio.gz'];
+  const extra = (extras.initrds ?? []).map((x) => x.name);
+  const files = ['vmlinuz', 'ramdisk.cpio.gz', 'host.cpio.gz', ...extra];
   if (bootLoaderOf(host.prop, host.name) === 'pxelinux') {
     for (const f of files) publish(join(web, f), join(tftp, f));
   } else {
@@ -127,7 +137,7 @@ export async function prepareRamdisk(ctx: ProvisionContext, pxe: PxeSettings): P
   const written = writeNetboot(pxe, host, {
     purpose,
     kernel: file('vmlinuz'),
-    initrds: [file('ramdisk.cpio.gz'), file('host.cpio.gz')],
+    initrds: [file('ramdisk.cpio.gz'), file('host.cpio.gz'), ...extra.map(file)],
     cmdline: `console=ttyS0,115200n8 panic=30 loglevel=5 osstest.host=${host.name}`,
   });
   ctx.log(`boot config: ${written.pxelinux} (pxelinux), ${written.ipxe} (iPXE)`);
@@ -135,7 +145,7 @@ export async function prepareRamdisk(ctx: ProvisionContext, pxe: PxeSettings): P
 }
 
 /** Follows a host's events from `since`, logging each once; `until` decides when it is enough. */
-class EventWatch {
+export class EventWatch {
   private seen = 0;
   readonly events: HostEvent[] = [];
   constructor(
@@ -216,6 +226,100 @@ async function bootComplete(ctx: ProvisionContext, s: RemoteSession): Promise<st
   return id;
 }
 
+/** What the image and debian-installer methods add to the ramdisk boot. */
+export interface RamdiskExtras {
+  /** Modules to load besides RamdiskModules (dependencies are added). */
+  modules?: string[];
+  /** Further initrds, published next to the others and loaded after them. */
+  initrds?: Array<{ name: string; path: string }>;
+}
+
+/** A host up in the ramdisk: the ssh session, its events so far, when it was powered on. */
+export interface RunningInstall {
+  session: RemoteSession;
+  watch: EventWatch;
+  started: number;
+  /** Power-on + HostInstallTimeout. */
+  deadline: number;
+  bootId: string;
+}
+
+/** What installHost hands an install method: the host is off, its console captured. */
+export interface InstallKit {
+  power: PowerDriver;
+  pxe: PxeSettings;
+  /** Boots the host into the ramdisk (plus extras) and returns an ssh session to it. */
+  bootRamdisk(extras?: RamdiskExtras): Promise<RunningInstall>;
+  /** A watch on the host's events from `since` (ms), times relative to `started`. */
+  watch(since: number, started: number): EventWatch;
+  /** Reads the boot-complete marker, waiting up to `ms` for it; returns the boot id. */
+  bootComplete(session: RemoteSession, ms?: number): Promise<string>;
+}
+
+/** One install method (labgrid-style: one module each, this one small interface). */
+export interface InstallDriver {
+  readonly method: string;
+  install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningInstall>;
+}
+
+const ramdiskDriver: InstallDriver = {
+  method: 'ramdisk',
+  install: (_ctx, kit) => kit.bootRamdisk(),
+};
+
+const DRIVERS: Record<(typeof INSTALL_METHODS)[number], InstallDriver> = {
+  ramdisk: ramdiskDriver,
+  image: imageDriver,
+  'debian-installer': debianInstallerDriver,
+};
+
+async function bootRamdisk(
+  ctx: ProvisionContext,
+  power: PowerDriver,
+  pxe: PxeSettings,
+  extras: RamdiskExtras = {},
+): Promise<RunningInstall> {
+  const { config, host } = ctx;
+  const prepared = await prepareRamdisk(ctx, pxe, extras);
+  // Pinned before the host can answer: ssh must meet exactly the key this install gave it.
+  await ctx.store.setHostProp(host.name, 'SshHostKey', prepared.hostPublicKey);
+  ctx.log(`ssh host key of ${host.name} is now ${prepared.hostPublicKey.slice(0, 40)}…`);
+  const since = Date.now();
+  ctx.log(`power: ${power.method} on`);
+  await power.set('on');
+  const started = Date.now();
+  const fetchDeadline = started + config.int('HostInstallFetchTimeout') * 1000;
+  const deadline = started + config.int('HostInstallTimeout') * 1000;
+  const watch = new EventWatch(ctx, since, started);
+  const isKernel = (e: HostEvent) =>
+    e.kind === 'fetch' &&
+    new RegExp(`\\b(\\S*/)?${prepared.kernelFile}\\b`).test(e.detail) &&
+    !/not-found|failed|timeout/.test(e.detail);
+  await watch.waitFor('fetch of its kernel', isKernel, Math.min(fetchDeadline, deadline), reportedFailure);
+  await watch.waitFor(
+    '"booted" report',
+    (e) => e.kind === 'progress' && e.detail === 'booted',
+    deadline,
+    reportedFailure,
+  );
+  await watch.waitFor(
+    '"ssh-ready" report',
+    (e) => e.kind === 'progress' && e.detail === 'ssh-ready',
+    deadline,
+    reportedFailure,
+  );
+  const session = await waitForSsh(ctx.sshTarget(), {
+    timeoutMs: Math.max(5_000, deadline - Date.now()),
+    intervalMs: 500,
+    log: ctx.log,
+  });
+  const bootId = await bootComplete(ctx, session);
+  return { session, watch, started, deadline, bootId };
+}
+
+/** A progress report ending in `failed` (`ssh-failed`, `install-failed`) ends the wait at once. */
+export const reportedFailure = (e: HostEvent) => e.kind === 'progress' && /failed$/.test(e.detail);
+
 export async function installHost(ctx: ProvisionContext): Promise<InstallResult> {
   const { config, host } = ctx;
   const method = host.prop('InstallMethod') ?? 'ramdisk';
@@ -224,6 +328,7 @@ export async function installHost(ctx: ProvisionContext): Promise<InstallResult>
       `host ${host.name}: InstallMethod ${method} is not available (available: ${INSTALL_METHODS.join(', ')})`,
     );
   }
+  const driver = DRIVERS[method as (typeof INSTALL_METHODS)[number]];
   mkdirSync(ctx.jobLogDir, { recursive: true });
   const power: PowerDriver = powerFor(host, { log: ctx.log });
   const capture = await startCapture(ctx);
@@ -231,47 +336,30 @@ export async function installHost(ctx: ProvisionContext): Promise<InstallResult>
     ctx.log(`power: ${power.method} off`);
     await power.set('off');
     const pxe = pxeSettings(config);
-    const prepared = await prepareRamdisk(ctx, pxe);
-    // Pinned before the host can answer: ssh must meet exactly the key this install gave it.
-    await ctx.store.setHostProp(host.name, 'SshHostKey', prepared.hostPublicKey);
-    ctx.log(`ssh host key of ${host.name} is now ${prepared.hostPublicKey.slice(0, 40)}…`);
-    const since = Date.now();
-    ctx.log(`power: ${power.method} on`);
-    await power.set('on');
-    const started = Date.now();
-    const fetchDeadline = started + config.int('HostInstallFetchTimeout') * 1000;
-    const deadline = started + config.int('HostInstallTimeout') * 1000;
-    const watch = new EventWatch(ctx, since, started);
-    const isKernel = (e: HostEvent) =>
-      e.kind === 'fetch' &&
-      new RegExp(`\\b(\\S*/)?${prepared.kernelFile}\\b`).test(e.detail) &&
-      !/not-found|failed|timeout/.test(e.detail);
-    const refusedOrFailed = (e: HostEvent) => e.kind === 'progress' && /failed$/.test(e.detail);
-    await watch.waitFor('fetch of its kernel', isKernel, Math.min(fetchDeadline, deadline), refusedOrFailed);
-    await watch.waitFor(
-      '"booted" report',
-      (e) => e.kind === 'progress' && e.detail === 'booted',
-      deadline,
-      refusedOrFailed,
-    );
-    await watch.waitFor(
-      '"ssh-ready" report',
-      (e) => e.kind === 'progress' && e.detail === 'ssh-ready',
-      deadline,
-      refusedOrFailed,
-    );
-    const session = await waitForSsh(ctx.sshTarget(), {
-      timeoutMs: Math.max(5_000, deadline - Date.now()),
-      intervalMs: 500,
-      log: ctx.log,
-    });
-    const bootId = await bootComplete(ctx, session);
-    const seconds = (Date.now() - started) / 1000;
-    await watch.poll();
+    const kit: InstallKit = {
+      power,
+      pxe,
+      bootRamdisk: (extras) => bootRamdisk(ctx, power, pxe, extras),
+      watch: (since, started) => new EventWatch(ctx, since, started),
+      bootComplete: async (s, ms = 0) => {
+        const until = Date.now() + ms;
+        for (;;) {
+          try {
+            return await bootComplete(ctx, s);
+          } catch (err) {
+            if (Date.now() >= until) throw err;
+            await new Promise((r) => setTimeout(r, 1_000));
+          }
+        }
+      },
+    };
+    const run = await driver.install(ctx, kit);
+    const seconds = (Date.now() - run.started) / 1000;
+    await run.watch.poll();
     ctx.log(
-      `host ${host.name} installed (${method}) and answering ssh ${seconds.toFixed(1)} s after power-on (boot ${bootId})`,
+      `host ${host.name} installed (${method}) and answering ssh ${seconds.toFixed(1)} s after power-on (boot ${run.bootId})`,
     );
-    return { method, seconds, events: watch.events, session, serialLog: capture.logFile };
+    return { method, seconds, events: run.watch.events, session: run.session, serialLog: capture.logFile };
   } finally {
     await capture.stop();
   }
