@@ -6,6 +6,7 @@
  * made, a reboot and a power cycle, the serial logs and host events in the job's logs, and `lab down`
  * leaving no process, tap, link or namespace behind.
  *
+ * OSSTEST_TEST_BOOT_SERVICES=dnsmasq runs it all with the dnsmasq boot-services backend instead of ours.
  * Software emulation (TCG) unless OSSTEST_TEST_LAB_ACCEL=kvm. The kernel package is kept between runs in
  * /var/tmp/osstest-e2e-images (OSSTEST_TEST_IMAGES overrides), so a re-run does not download it again.
  */
@@ -91,6 +92,9 @@ describe.skipIf(!ok)('virtual lab: lab up, ts-host-install (ramdisk) on QEMU hos
       'HostProp_lab_q1_BootLoader pxelinux',
       'HostInstallTimeout 150',
       'HostRebootTimeout 150',
+      ...(process.env.OSSTEST_TEST_BOOT_SERVICES
+        ? [`BootServices ${process.env.OSSTEST_TEST_BOOT_SERVICES}`]
+        : []),
     ]);
     // The workspace's own directories, named now that it exists.
     ws.configure([
