@@ -1,7 +1,8 @@
 /**
- * ts-host-install [IDENT] [--if-install-method]: installs the host from power-off (its InstallMethod;
- * `ramdisk` today): power off, boot config and install files written, power on, then the host's progress
- * (DHCP lease, boot files fetched, `booted`, `ssh-ready`) followed with deadlines, ending in an ssh
+ * ts-host-install [IDENT] [--if-install-method]: installs the host from power-off (its InstallMethod:
+ * `ramdisk`, `image` or `debian-installer`, src/provision/install/): power off, boot config and install
+ * files written, power on, then the host's progress (DHCP lease, boot files fetched, `booted`,
+ * `ssh-ready`; for `image` also `partitioning`, `installed`, `first-boot`) followed with deadlines, ending in an ssh
  * session pinned to the host key the install gave it. The serial console goes to the job's
  * `serial-<host>.log`. A failure is the host's, not the code under test's: the recipe makes the job broken.
  *
