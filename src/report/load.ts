@@ -13,9 +13,9 @@
  *
  * Limits of doing this through the Store interface alone (what a store method would add):
  *  - baseline-tuple flights older than the window are not found, except the baseline flight itself
- *    (wanted: `flightsWithRunvar(branch, name, val, limit)` over an index on runvars (name, val));
- *  - "never pass" is judged from the window (wanted: `passedTestids(branch, jobs)`, one
- *    `SELECT DISTINCT job, testid` over the steps (job, testid) index and flights (branch)).
+ *    (wanted: `flightsWithRunvar(branch, name, val, limit)` over an index on runvars (name, val)).
+ *  "Never pass" is not limited by the window: failures that passed nowhere in it are asked of the
+ *  whole branch (`stepPassedOnBranch`).
  *
  * The baseline, until pushes are recorded (the push gate will record them): `--baseline F` when
  * given; else the newest flight of the branch older than this one that has the same intended

@@ -7,12 +7,11 @@
  * (the original ran several queries per failure per candidate flight, and took up to an hour):
  *  1. the flight judged, its jobs, steps and host runvars: three queries keyed by flight;
  *  2. the candidate flights: the branch's newest `historyFlights` flights (index on branch, seq),
- *     plus the newest few flights whose built revisions equal the baseline tuple and those equal to
- *     this flight's tuple (index on the built-revision runvars by (name, val)), so that a baseline
- *     flight older than the window is still found;
+ *     plus the baseline flight itself when it is older than that window. Other flights older than
+ *     the window are not read, so `pass in N` (same revisions) and `like N` look only at the window;
  *  3. jobs, steps and host runvars of all those flights at once (`WHERE flight IN (…)`);
- *  4. `everPassed`: one `SELECT DISTINCT job, testid … WHERE branch = ? AND status = 'pass'` restricted
- *     to the failing jobs, so "never pass" does not depend on the window.
+ *  4. `everPassed`: for the failed steps that passed nowhere in the window, one store query each
+ *     (`stepPassedOnBranch`) over the whole branch, so "never pass" does not depend on the window.
  * The judge then indexes what it was given once and answers every failure from memory.
  */
 import type { JobStatus, StepStatus } from '../model/status.js';
