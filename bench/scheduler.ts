@@ -499,10 +499,10 @@ if (storeRuns === 0) {
     const parts = Object.entries(r.inStore).sort((x, y) => y[1] - x[1]);
     const stored = parts.reduce((x, [, v]) => x + v, 0);
     console.log(
-      `           of the decisions' time: ${((100 * stored) / total).toFixed(0)}% in the store (${parts
+      `           time in store calls, as a share of the decisions' time (reads run at once, so shares overlap): ${((100 * stored) / total).toFixed(0)}% (${parts
         .slice(0, 6)
         .map(([k, v]) => `${k} ${((100 * v) / total).toFixed(0)}%`)
-        .join(', ')}), the rest planning`,
+        .join(', ')})`,
     );
   });
   const pool = (kind: string, f: (r: (typeof runs)[number]) => number[]) =>

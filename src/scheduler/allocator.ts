@@ -115,13 +115,14 @@ function toPastRuns(runs: readonly PastJobRun[]): PastRun[] {
 export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): Promise<LabSnapshot> {
   const { store, config } = o;
   const now = (o.now ?? Date.now)();
-  const [hosts, health, shares, holds, queue] = [
-    await store.listHosts(),
-    await store.lab.hostHealth(),
-    await store.lab.listShares(),
-    await store.lab.listHolds(),
-    await store.lab.labQueue(),
-  ];
+  // Separate reads either way; at once, PostgreSQL serves them on several pooled connections.
+  const [hosts, health, shares, holds, queue] = await Promise.all([
+    store.listHosts(),
+    store.lab.hostHealth(),
+    store.lab.listShares(),
+    store.lab.listHolds(),
+    store.lab.labQueue(),
+  ]);
   const snapHosts = schedHosts(config, hosts, new Map(health.map((h) => [h.host, h.state])), shares);
   const allocations: HeldAllocation[] = holds.map((h) => ({
     host: h.host,
