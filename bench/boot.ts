@@ -109,6 +109,8 @@ function writeConfig(): string {
       'LabBuildHosts 0',
       'LabHostPrefix bb',
       `LabQemuAccel ${accel}`,
+      '# ours is our own DHCP and TFTP servers, whatever a site config says',
+      'BootServices builtin',
       `TftpPath ${join(DIR, 'tftp')}`,
       `WebspaceDir ${join(DIR, 'webspace')}`,
       '',
