@@ -13,7 +13,8 @@
  *
  * Host properties: `DiDisk` (default /dev/sda), `DiPartitioning` (lvm, the default, or regular),
  * `DiSuite` (bookworm), `DiMirror` (http:// mirror; default the first Debian mirror of apt's sources),
- * `DiDomain` (default osstest.test), `DiPackages` (extra packages).
+ * `DiDomain` (default osstest.test), `DiPackages` (extra packages), `DiKernelArgs` (more installer
+ * boot parameters, e.g. `netcfg/get_nameservers=ADDR` where DHCP hands out no name server).
  *
  * Tested: the preseed and late script rendering (test/unit/preseed.test.ts). Not yet run against real
  * hardware or a full install in QEMU (a full d-i install under TCG takes far longer than CI allows).
@@ -124,6 +125,8 @@ async function install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningI
       `hostname=${host.name}`,
       `domain=${domain}`,
       'console=ttyS0,115200n8',
+      // e.g. netcfg/get_nameservers=ADDR where DHCP gives no name server (d-i asks for one otherwise).
+      ...(host.prop('DiKernelArgs') ?? '').split(/\s+/).filter((a) => a),
       '---',
       'console=ttyS0,115200n8',
     ].join(' '),
