@@ -16,8 +16,10 @@
  * `DiDomain` (default osstest.test), `DiPackages` (extra packages), `DiKernelArgs` (more installer
  * boot parameters, e.g. `netcfg/get_nameservers=ADDR` where DHCP hands out no name server).
  *
- * Tested: the preseed and late script rendering (test/unit/preseed.test.ts). Not yet run against real
- * hardware or a full install in QEMU (a full d-i install under TCG takes far longer than CI allows).
+ * Tested with Debian 12's netboot installer (20230607+deb12u15) under QEMU 7.2 (TCG): the preseed and
+ * late script rendering (test/unit/preseed.test.ts), and the real installer booted by iPXE up to its fetch
+ * of preseed.cfg and its early_command (test/e2e/debian-installer.test.ts). Not run through a full
+ * install (the lab's namespace has no route to a Debian mirror) nor yet on real hardware.
  */
 import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
