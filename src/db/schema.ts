@@ -385,6 +385,28 @@ CREATE TABLE bisection_flights (
 );
 `,
   },
+  {
+    id: 35,
+    name: 'lab mode: reservations (blockages, hosts taken by hand)',
+    sql: `
+-- A fixed booking of a host that is not a job (mg-blockage, mg-allocate): the planner books around
+-- it and no job is given the host while it lasts. [starts, ends) in ms; ending one early moves ends
+-- to now, so the row stays as a record. owner is who made it ($USER); label says why.
+CREATE TABLE reservations (
+  id {{autoinc}},
+  host TEXT NOT NULL REFERENCES hosts (name) ON DELETE CASCADE,
+  starts {{millis}} NOT NULL,
+  ends {{millis}} NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('blockage', 'manual')),
+  owner TEXT NOT NULL,
+  label TEXT NOT NULL,
+  created {{millis}} NOT NULL,
+  CHECK (ends > starts)
+);
+CREATE INDEX reservations_ends ON reservations (ends);
+CREATE INDEX reservations_host ON reservations (host, ends);
+`,
+  },
 ];
 
 /** The newest schema this program knows. */

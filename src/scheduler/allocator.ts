@@ -18,7 +18,15 @@ import { estimateDuration, estimatesByHost, type PastRun } from './estimate.js';
 import { decisionFor, type Plan, PlanCache, plan } from './planner.js';
 import { defaultPriority } from './priority.js';
 import { jobRequirements } from './requirements.js';
-import type { Decision, HeldAllocation, Millis, QueuedJob, SchedHost, Snapshot } from './types.js';
+import type {
+  Decision,
+  HeldAllocation,
+  Millis,
+  QueuedJob,
+  Reservation,
+  SchedHost,
+  Snapshot,
+} from './types.js';
 
 /** A job's runvar naming the host a health-check job checks (it is given that host whatever its health). */
 export const HEALTH_CHECK_RUNVAR = 'health_check_host';
@@ -116,12 +124,13 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
   const { store, config } = o;
   const now = (o.now ?? Date.now)();
   // Separate reads either way; at once, PostgreSQL serves them on several pooled connections.
-  const [hosts, health, shares, holds, queue] = await Promise.all([
+  const [hosts, health, shares, holds, queue, booked] = await Promise.all([
     store.listHosts(),
     store.lab.hostHealth(),
     store.lab.listShares(),
     store.lab.listHolds(),
     store.lab.labQueue(),
+    store.lab.listReservations({ current: true, now }),
   ]);
   const snapHosts = schedHosts(config, hosts, new Map(health.map((h) => [h.host, h.state])), shares);
   const allocations: HeldAllocation[] = holds.map((h) => ({
@@ -129,6 +138,13 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
     holder: jobKey(h.flight, h.job),
     since: h.allocated,
     expectedEnd: h.expectedEnd,
+  }));
+  // Blockages and hosts taken by hand: the planner books around them (takeHosts refuses them too).
+  const reservations: Reservation[] = booked.map((r) => ({
+    host: r.host,
+    start: r.start,
+    end: r.end,
+    label: `${r.kind} ${r.id} by ${r.owner}: ${r.label}`,
   }));
   const flights = new Map<string, QueuedFlight>(queue.flights.map((f) => [f.flight, f]));
   const byKey = new Map(queue.jobs.map((j) => [jobKey(j.flight, j.job), j]));
@@ -221,7 +237,7 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
   }
   if (extra && !jobs.has(jobKey(extra.flight, extra.job))) await add(extra);
   return {
-    snapshot: { now, hosts: snapHosts, allocations, reservations: [], queue: q },
+    snapshot: { now, hosts: snapHosts, allocations, reservations, queue: q },
     jobs,
     healthChecks,
     bad,

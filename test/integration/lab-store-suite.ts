@@ -369,6 +369,110 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
       await expect(store.lab.hostHealth('ghost')).rejects.toThrow(NotFoundError);
     });
 
+    it('reserves hosts (blockages, by hand): lists current ones, refuses overlaps by hand, ends and removes them; takeHosts refuses a reserved host', async () => {
+      const H = 3600_000;
+      const block = await store.lab.addReservations({
+        hosts: ['h2', 'h1'],
+        start: T0 + H,
+        end: T0 + 2 * H,
+        kind: 'blockage',
+        owner: 'ops',
+        label: 'power work',
+        now: T0,
+      });
+      expect(block.map((r) => [r.host, r.start, r.end, r.kind, r.owner, r.label, r.created])).toEqual([
+        ['h1', T0 + H, T0 + 2 * H, 'blockage', 'ops', 'power work', T0],
+        ['h2', T0 + H, T0 + 2 * H, 'blockage', 'ops', 'power work', T0],
+      ]);
+      // Blockages may overlap each other; bad input is refused and makes nothing.
+      await store.lab.addReservations({
+        hosts: ['h1'],
+        start: T0,
+        end: T0 + 3 * H,
+        kind: 'blockage',
+        owner: 'ops',
+        label: 'more',
+        now: T0,
+      });
+      const base = {
+        start: T0,
+        end: T0 + H,
+        kind: 'manual' as const,
+        owner: 'me',
+        label: 'by hand',
+        now: T0,
+      };
+      await expect(store.lab.addReservations({ ...base, hosts: ['h3', 'ghost'] })).rejects.toThrow(
+        NotFoundError,
+      );
+      await expect(store.lab.addReservations({ ...base, hosts: ['h3'], end: T0 })).rejects.toThrow(
+        /must end after it starts/,
+      );
+      await expect(store.lab.addReservations({ ...base, hosts: [] })).rejects.toThrow(StoreError);
+      await expect(
+        store.lab.addReservations({ ...base, hosts: ['h3'], kind: 'holiday' as never }),
+      ).rejects.toThrow(/not one of blockage, manual/);
+      expect((await store.lab.listReservations()).length).toBe(3);
+
+      // By hand (exclusive): all or none, refused while a job holds the host or a reservation covers it.
+      await worker('w1');
+      expect(await claim('a', { host: 'h3' })).toEqual({ ok: true });
+      await expect(store.lab.addReservations({ ...base, hosts: ['h3'], exclusive: true })).rejects.toThrow(
+        /host h3 is held by f\/a \(host\)/,
+      );
+      await expect(store.lab.addReservations({ ...base, hosts: ['h1'], exclusive: true })).rejects.toThrow(
+        ConflictError,
+      );
+      await store.lab.closeJob({ flight: 'f', job: 'a', worker: 'w1', sharesPrepared: false, now: T0 });
+      await expect(
+        store.lab.addReservations({ ...base, hosts: ['h3', 'h1'], exclusive: true }),
+      ).rejects.toThrow(/host h1 is reserved \(blockage \d+ by ops/);
+      expect((await store.lab.listReservations()).length).toBe(3);
+      const mine = await store.lab.addReservations({ ...base, hosts: ['h3'], exclusive: true });
+      expect(mine).toMatchObject([{ host: 'h3', kind: 'manual', owner: 'me', start: T0, end: T0 + H }]);
+
+      // A job is not given a host reserved now.
+      const take = await claim('b', { host: 'h3' }, 'w1', T0 + 1000);
+      expect(take.ok).toBe(false);
+      expect(take.ok ? '' : take.why).toMatch(/host h3 is reserved \(manual \d+ by me/);
+      expect(await claim('b', { host: 'h2' }, 'w1', T0 + 1000)).toEqual({ ok: true });
+
+      // Ending: only the owner's, of that kind; one under way ends now, one to come is deleted.
+      expect(
+        await store.lab.endReservations({ hosts: ['h3'], owner: 'you', kind: 'manual', now: T0 + 10 }),
+      ).toEqual([]);
+      const ended = await store.lab.endReservations({
+        hosts: ['h3'],
+        owner: 'me',
+        kind: 'manual',
+        now: T0 + 10,
+      });
+      expect(ended.map((r) => r.id)).toEqual([mine[0]!.id]);
+      expect((await store.lab.listReservations()).find((r) => r.id === mine[0]!.id)!.end).toBe(T0 + 10);
+      expect(await claim('c', { host: 'h3' }, 'w1', T0 + 20)).toEqual({ ok: true });
+      const later = await store.lab.addReservations({
+        ...base,
+        hosts: ['h2'],
+        start: T0 + 5 * H,
+        end: T0 + 6 * H,
+      });
+      await store.lab.endReservations({ hosts: ['h2'], owner: 'me', kind: 'manual', now: T0 + 30 });
+      expect((await store.lab.listReservations()).some((r) => r.id === later[0]!.id)).toBe(false);
+
+      // current: not yet over at now.
+      expect(
+        (await store.lab.listReservations({ current: true, now: T0 + 2 * H })).map((r) => [r.host, r.label]),
+      ).toEqual([['h1', 'more']]);
+      expect(await store.lab.removeReservation(block[0]!.id)).toMatchObject({ id: block[0]!.id, host: 'h1' });
+      expect(await store.lab.removeReservation(block[0]!.id)).toBeUndefined();
+      expect((await store.lab.listReservations()).map((r) => r.label).sort()).toEqual([
+        'by hand',
+        'more',
+        'power work',
+      ]);
+      expect((await store.listHostEvents('h1')).filter((e) => e.kind === 'reservation').length).toBe(3);
+    });
+
     it('gives a host to one claimer when two connections race for it', async () => {
       const other = fx.reopen ? await fx.reopen() : store;
       if (other !== store) others.push(other);

@@ -27,10 +27,14 @@ import {
   type JobOutcome,
   type LabQueue,
   type LabQueueJob,
+  type LabReservation,
   type LabStore,
+  type NewReservations,
   type PastJobRun,
   type QueuedFlight,
+  RESERVATION_KINDS,
   type ReapResult,
+  type ReservationKind,
   type TakeHosts,
   type TakeResult,
   type Worker,
@@ -102,6 +106,30 @@ const toHealth = (r: HealthRow): HostHealthRecord => ({
   checkFlight: r.check_flight,
   checkQueued: r.check_queued === null ? null : Number(r.check_queued),
 });
+
+interface ReservationRow {
+  id: number;
+  host: string;
+  starts: number;
+  ends: number;
+  kind: string;
+  owner: string;
+  label: string;
+  created: number;
+}
+const RESERVATION_COLS = 'id, host, starts, ends, kind, owner, label, created';
+const toReservation = (r: ReservationRow): LabReservation => ({
+  id: Number(r.id),
+  host: r.host,
+  start: Number(r.starts),
+  end: Number(r.ends),
+  kind: r.kind as ReservationKind,
+  owner: r.owner,
+  label: r.label,
+  created: Number(r.created),
+});
+const describeReservation = (r: LabReservation): string =>
+  `${r.kind} ${r.id} by ${r.owner} from ${iso(r.start)} to ${iso(r.end)}: ${r.label}`;
 
 /** Holds of a WHERE over `allocations a` and `share_holders s` (with the share's type), in host order. */
 function holdsSql(d: Dialect, whereA: string, whereS: string): string {
@@ -604,6 +632,13 @@ export class LabStoreImpl implements LabStore {
         job,
         ...names,
       );
+      // A host under a reservation now (a blockage, taken by hand) goes to nobody, health checks included.
+      const reserved = (yield* sql<ReservationRow>(
+        `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts <= ? AND ends > ?`,
+        ...names,
+        now,
+        now,
+      )).map(toReservation);
       const inserts: Array<() => TxBody<void>> = [];
       for (const want of t.holds) {
         const h = want.host;
@@ -616,6 +651,8 @@ export class LabStoreImpl implements LabStore {
           if (a.flight === flight && a.job === job && a.ident === want.ident && !t.share) continue;
           return { ok: false, why: `host ${h} is held by ${a.flight}/${a.job} (${a.ident})` };
         }
+        const rv = reserved.find((x) => x.host === h);
+        if (rv) return { ok: false, why: `host ${h} is reserved (${describeReservation(rv)})` };
         if (sh && Number(sh.mine) > 0)
           return { ok: false, why: `${flight}/${job} already holds a slot of ${h}` };
         const holders = sh ? Number(sh.holders) : 0;
@@ -1103,6 +1140,131 @@ export class LabStoreImpl implements LabStore {
       const change = yield* setHealth(host, cur, 'good', `health check passed: ${detail}`, 0, now);
       yield* notify(d, 'health');
       return change;
+    });
+  }
+
+  // ---- reservations
+
+  async addReservations(r: NewReservations): Promise<LabReservation[]> {
+    const now = r.now ?? Date.now();
+    if (r.hosts.length === 0) throw new StoreError('reservation: no hosts named');
+    for (const h of r.hosts) checkHostName(h);
+    if (!(RESERVATION_KINDS as readonly string[]).includes(r.kind))
+      throw new StoreError(`reservation kind '${r.kind}' is not one of ${RESERVATION_KINDS.join(', ')}`);
+    checkMs('reservation start', r.start);
+    checkMs('reservation end', r.end);
+    if (r.end <= r.start)
+      throw new StoreError(`reservation from ${iso(r.start)} to ${iso(r.end)}: it must end after it starts`);
+    checkNonEmpty('reservation owner', r.owner);
+    checkNonEmpty('reservation label', r.label);
+    const names = [...new Set(r.hosts)].sort();
+    return this.db.tx('addReservations', function* (d): TxBody<LabReservation[]> {
+      const inList = placeholders(names.length);
+      // Locking the hosts' rows orders this against takeHosts (which locks them too) on PostgreSQL.
+      const found = yield* sql<{ name: string }>(
+        `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock('FOR UPDATE')}`,
+        ...names,
+      );
+      const missing = names.filter((n) => !found.some((f) => f.name === n));
+      if (missing.length > 0) throw new NotFoundError(`no host ${missing.join(', ')}`);
+      if (r.exclusive) {
+        const held = (yield* sql<HoldRow>(
+          holdsSql(d, `a.host IN (${inList})`, `s.host IN (${inList})`),
+          ...names,
+          ...names,
+        )).map(toHold);
+        if (held.length > 0)
+          throw new ConflictError(
+            held.map((h) => `host ${h.host} is held by ${h.flight}/${h.job} (${h.ident})`).join('; '),
+          );
+        const over = (yield* sql<ReservationRow>(
+          `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts < ? AND ends > ?
+           ORDER BY host${d.c}, starts`,
+          ...names,
+          r.end,
+          r.start,
+        )).map(toReservation);
+        if (over.length > 0)
+          throw new ConflictError(
+            over.map((x) => `host ${x.host} is reserved (${describeReservation(x)})`).join('; '),
+          );
+      }
+      const out: LabReservation[] = [];
+      for (const h of names) {
+        const row = (yield* sql<ReservationRow>(
+          `INSERT INTO reservations (host, starts, ends, kind, owner, label, created)
+           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${RESERVATION_COLS}`,
+          h,
+          r.start,
+          r.end,
+          r.kind,
+          r.owner,
+          r.label,
+          now,
+        ))[0];
+        if (!row) throw new StoreError(`reservation of ${h}: insert returned nothing`);
+        const res = toReservation(row);
+        out.push(res);
+        yield* hostEvent(h, 'reservation', `made: ${describeReservation(res)}`, now);
+      }
+      return out;
+    });
+  }
+
+  async listReservations(opts: { current?: boolean; now?: Millis } = {}): Promise<LabReservation[]> {
+    const now = opts.now ?? Date.now();
+    return this.db.tx('listReservations', function* (d) {
+      const rows = yield* sql<ReservationRow>(
+        `SELECT ${RESERVATION_COLS} FROM reservations ${opts.current ? 'WHERE ends > ?' : ''}
+         ORDER BY starts, host${d.c}, id`,
+        ...(opts.current ? [now] : []),
+      );
+      return rows.map(toReservation);
+    });
+  }
+
+  async removeReservation(id: number, now = Date.now()): Promise<LabReservation | undefined> {
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw new StoreError(`reservation id must be a whole number ≥ 1, not ${id}`);
+    return this.db.tx('removeReservation', function* (d): TxBody<LabReservation | undefined> {
+      const row = (yield* sql<ReservationRow>(
+        `DELETE FROM reservations WHERE id = ? RETURNING ${RESERVATION_COLS}`,
+        id,
+      ))[0];
+      if (!row) return undefined;
+      const res = toReservation(row);
+      yield* hostEvent(res.host, 'reservation', `removed: ${describeReservation(res)}`, now);
+      yield* notify(d, 'reservations');
+      return res;
+    });
+  }
+
+  async endReservations(sel: {
+    hosts: readonly string[];
+    owner: string;
+    kind: ReservationKind;
+    now?: Millis;
+  }): Promise<LabReservation[]> {
+    const now = sel.now ?? Date.now();
+    if (sel.hosts.length === 0) return [];
+    const names = [...new Set(sel.hosts)].sort();
+    return this.db.tx('endReservations', function* (d): TxBody<LabReservation[]> {
+      const rows = (yield* sql<ReservationRow>(
+        `SELECT ${RESERVATION_COLS} FROM reservations
+         WHERE host IN (${placeholders(names.length)}) AND owner = ? AND kind = ? AND ends > ?
+         ORDER BY host${d.c}, starts ${d.lock('FOR UPDATE')}`,
+        ...names,
+        sel.owner,
+        sel.kind,
+        now,
+      )).map(toReservation);
+      for (const r of rows) {
+        if (r.start < now) yield* sql('UPDATE reservations SET ends = ? WHERE id = ?', now, r.id);
+        else yield* sql('DELETE FROM reservations WHERE id = ?', r.id);
+        yield* hostEvent(r.host, 'reservation', `ended: ${describeReservation(r)}`, now);
+      }
+      if (rows.length > 0) yield* notify(d, 'reservations');
+      return rows;
     });
   }
 

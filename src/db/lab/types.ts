@@ -185,6 +185,41 @@ export interface PastJobRun {
   hosts: string[];
 }
 
+export const RESERVATION_KINDS = ['blockage', 'manual'] as const;
+/** blockage: a maintenance window over hosts with a flag (mg-blockage); manual: hosts taken by hand (mg-allocate). */
+export type ReservationKind = (typeof RESERVATION_KINDS)[number];
+
+/** A fixed booking of a host that is not a job: no job gets the host in [start, end). */
+export interface LabReservation {
+  id: number;
+  host: string;
+  start: Millis;
+  end: Millis;
+  kind: ReservationKind;
+  /** Who made it ($USER). */
+  owner: string;
+  /** Why (shown on the plan). */
+  label: string;
+  created: Millis;
+}
+
+export interface NewReservations {
+  /** One reservation per host, all made or none. */
+  hosts: readonly string[];
+  start: Millis;
+  end: Millis;
+  kind: ReservationKind;
+  owner: string;
+  label: string;
+  /**
+   * Refuse (ConflictError, nothing made) a host that a job holds now or that another reservation
+   * covers at any time of [start, end): what taking a host by hand needs. A blockage does not: jobs
+   * running over it keep their hosts, and blockages may overlap.
+   */
+  exclusive?: boolean;
+  now?: Millis;
+}
+
 export interface LabStore {
   // workers
   registerWorker(w: {
@@ -269,6 +304,24 @@ export interface LabStore {
     detail: string,
     now?: Millis,
   ): Promise<HealthChange | undefined>;
+
+  // reservations
+  /** Makes one reservation per host, all or none; NotFoundError for an unknown host. */
+  addReservations(r: NewReservations): Promise<LabReservation[]>;
+  /** Reservations by start; with `current`, only those not yet over at `now` (default: the clock). */
+  listReservations(opts?: { current?: boolean; now?: Millis }): Promise<LabReservation[]>;
+  /** Deletes one reservation; returns it, or undefined when there is none with that id. */
+  removeReservation(id: number, now?: Millis): Promise<LabReservation | undefined>;
+  /**
+   * Ends the owner's reservations of these hosts of this kind that are not over: one under way ends
+   * now, one still to come is deleted. Returns them as they were.
+   */
+  endReservations(sel: {
+    hosts: readonly string[];
+    owner: string;
+    kind: ReservationKind;
+    now?: Millis;
+  }): Promise<LabReservation[]>;
 
   // wake-ups
   /**
