@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { register as abort } from './abort.js';
 import { register as aliases } from './aliases.js';
+import { register as allocate } from './allocate.js';
 import { register as bisect } from './bisect.js';
+import { register as blockage } from './blockage.js';
 import { register as branch } from './branch.js';
 import { register as config } from './config.js';
 import { register as dailyBranch } from './daily-branch.js';
@@ -43,6 +45,8 @@ export function registerAll(program: Command): void {
     dailyBranch,
     branch,
     plan,
+    blockage,
+    allocate,
     // These add subcommands to flight and hosts, so they come after them.
     worker,
     hostsHealth,
