@@ -21,52 +21,19 @@
  * of preseed.cfg and its early_command (test/e2e/debian-installer.test.ts). Not run through a full
  * install (the lab's namespace has no route to a Debian mirror) nor yet on real hardware.
  */
-import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { HostEvent } from '../../db/types.js';
 import { publicKeyOf } from '../../remote/keys.js';
 import { waitForSsh } from '../../remote/session.js';
 import { findInstallerImage } from '../images/installer.js';
 import { aptMirror } from '../images/rootfs.js';
 import { bootLoaderOf, writeLocalBoot, writeNetboot } from '../pxe/index.js';
+import { makeOpensshHostKey, publish, writeFileAtomic } from './files.js';
 import type { InstallDriver, InstallKit, ProvisionContext, RunningInstall } from './host-install.js';
 import { InstallError } from './install-error.js';
 import { renderLateScript, renderPreseed } from './preseed.js';
 import { hostConf } from './ramdisk-files.js';
-
-function publish(src: string, dst: string): void {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  try {
-    linkSync(src, tmp);
-  } catch {
-    copyFileSync(src, tmp);
-  }
-  renameSync(tmp, dst);
-}
-
-function writeFile(dst: string, text: string, mode = 0o644): void {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, dst);
-}
-
-async function opensshHostKey(host: string, dir: string): Promise<{ privateKey: string; publicKey: string }> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `hostkey-${process.pid}-${Date.now()}`);
-  try {
-    const r = await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${host}`, '-f', path], {
-      reject: false,
-    });
-    if (r.exitCode !== 0) throw new Error(`ssh-keygen for ${host}: ${r.stderr.trim()}`);
-    const pub = readFileSync(`${path}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-    return { privateKey: readFileSync(path, 'utf8'), publicKey: pub };
-  } finally {
-    rmSync(path, { force: true });
-    rmSync(`${path}.pub`, { force: true });
-  }
-}
 
 async function install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningInstall> {
   const { config, host } = ctx;
@@ -93,7 +60,7 @@ async function install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningI
     hostUrl,
     packages: (host.prop('DiPackages') ?? '').split(/[\s,]+/).filter((p) => p),
   });
-  const key = await opensshHostKey(host.name, join(imagesDir, 'ramdisk', '.keys'));
+  const key = await makeOpensshHostKey(host.name, join(imagesDir, 'ramdisk', '.keys'));
   const keyPath = config.path('TestHostKeypairPath');
   const late = renderLateScript({
     hostUrl,
@@ -105,8 +72,8 @@ async function install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningI
   mkdirSync(web, { recursive: true, mode: 0o755 });
   publish(di.linux, join(web, 'di-linux'));
   publish(di.initrd, join(web, 'di-initrd.gz'));
-  writeFile(join(web, 'preseed.cfg'), preseed);
-  writeFile(join(web, 'late.sh'), late);
+  writeFileAtomic(join(web, 'preseed.cfg'), preseed);
+  writeFileAtomic(join(web, 'late.sh'), late);
   // The late script holds the host's private key: over HTTP only, where the webspace checks the
   // client's address. The installer's kernel and initrd go to TFTP too for pxelinux hosts.
   const tftpRel = join('hosts', host.name);

@@ -7,7 +7,7 @@
  * installed system) → ssh, pinned to the host key the install gave the host. The serial console is
  * captured into the job's logs throughout, and every event is logged as it arrives.
  */
-import { appendFileSync, copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
@@ -21,6 +21,7 @@ import { type RemoteSession, type SshTarget, waitForSsh } from '../../remote/ses
 import { findKernelImage } from '../images/kernel.js';
 import { bootLoaderOf, type PxeSettings, pxeSettings, writeNetboot } from '../pxe/index.js';
 import { debianInstallerDriver } from './debian-installer.js';
+import { publish, writeFileAtomic } from './files.js';
 import { imageDriver } from './image.js';
 import { InstallError } from './install-error.js';
 import { buildRamdisk, DEFAULT_MODULES, hostOverlay, makeDropbearHostKey } from './ramdisk.js';
@@ -48,26 +49,7 @@ export interface ProvisionContext {
 
 export const INSTALL_METHODS = ['ramdisk', 'image', 'debian-installer'] as const;
 
-export { InstallError };
-
-/** Links `src` to `dst` (same filesystem) or copies it; atomic either way. */
-export function publish(src: string, dst: string): void {
-  const tmp = `${dst}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  try {
-    linkSync(src, tmp);
-  } catch {
-    copyFileSync(src, tmp);
-  }
-  renameSync(tmp, dst);
-}
-
-export function writeFileAtomic(path: string, data: Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  appendFileSync(tmp, data, { mode: 0o644 });
-  renameSync(tmp, path);
-}
+export { InstallError, publish, writeFileAtomic };
 
 export interface PreparedBoot {
   purpose: string;

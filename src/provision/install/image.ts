@@ -19,26 +19,16 @@
  * util-linux 2.38 and e2fsprogs 1.47 under QEMU 7.2 (TCG), in test/e2e/image-install.test.ts.
  */
 import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  linkSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { execa } from 'execa';
 import type { Config } from '../../config/config.js';
 import { publicKeyOf } from '../../remote/keys.js';
 import { waitForSsh } from '../../remote/session.js';
 import { ensureRootfs, ROOT_LABEL, type RootfsSpec } from '../images/rootfs.js';
 import { writeLocalBoot } from '../pxe/index.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
+import { makeOpensshHostKey, publish } from './files.js';
 import type { InstallDriver, InstallKit, ProvisionContext, RunningInstall } from './host-install.js';
 import { InstallError } from './install-error.js';
 import { sharedLibraries } from './ramdisk.js';
@@ -168,26 +158,6 @@ say "installed"
 `;
 }
 
-/** A fresh OpenSSH ed25519 host key (ssh-keygen), for the installed system's sshd. */
-async function makeOpensshHostKey(
-  host: string,
-  dir: string,
-): Promise<{ privateKey: string; publicKey: string }> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `hostkey-${process.pid}-${Date.now()}`);
-  try {
-    const r = await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${host}`, '-f', path], {
-      reject: false,
-    });
-    if (r.exitCode !== 0) throw new Error(`ssh-keygen for ${host}: ${r.stderr.trim()}`);
-    const pub = readFileSync(`${path}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-    return { privateKey: readFileSync(path, 'utf8'), publicKey: pub };
-  } finally {
-    rmSync(path, { force: true });
-    rmSync(`${path}.pub`, { force: true });
-  }
-}
-
 /** The root filesystem settings: ImagesRootfsSuite, ImagesRootfsPackages, ImagesRootfsMirror. */
 export function rootfsSpecOf(config: Config): RootfsSpec {
   const packages = config.optString('ImagesRootfsPackages');
@@ -218,14 +188,7 @@ async function install(ctx: ProvisionContext, kit: InstallKit): Promise<RunningI
   mkdirSync(web, { recursive: true, mode: 0o755 });
   // Only the webspace: the host fetches it over HTTP, never over TFTP.
   const dst = join(web, 'rootfs.tar.gz');
-  const tmp = `${dst}.tmp-${process.pid}`;
-  rmSync(tmp, { force: true });
-  try {
-    linkSync(rootfs.path, tmp);
-  } catch {
-    copyFileSync(rootfs.path, tmp);
-  }
-  renameSync(tmp, dst);
+  publish(rootfs.path, dst);
 
   const run = await kit.bootRamdisk({
     modules: IMAGE_MODULES,
