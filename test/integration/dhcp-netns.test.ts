@@ -24,6 +24,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DhcpEvent, DhcpStats } from '../../src/provision/dhcp/server.js';
 import { prerequisites } from '../helpers/env.js';
+import { createVethPair, ip } from '../helpers/veth.js';
 
 const run = promisify(execFile);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -135,42 +136,20 @@ class ServerProcess {
   }
 }
 
-async function ip(...args: string[]): Promise<void> {
-  await run('ip', args);
-}
-
 describe.skipIf(!ok)('DHCP server with busybox udhcpc across a veth pair', () => {
   let work: string;
   let server: ServerProcess | undefined;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'osstest-dhcp-netns-'));
-    await ip('netns', 'add', NS_SERVER);
-    await ip('netns', 'add', NS_CLIENT);
-    await ip(
-      'link',
-      'add',
-      IF_SERVER,
-      'netns',
-      NS_SERVER,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      IF_CLIENT,
-      'netns',
-      NS_CLIENT,
-    );
-    await ip('-n', NS_CLIENT, 'link', 'set', IF_CLIENT, 'address', CLIENT_MAC);
-    await ip('-n', NS_SERVER, 'addr', 'add', `${SERVER_IP}/24`, 'dev', IF_SERVER);
-    for (const [ns, dev] of [
-      [NS_SERVER, IF_SERVER],
-      [NS_CLIENT, IF_CLIENT],
-      [NS_SERVER, 'lo'],
-      [NS_CLIENT, 'lo'],
-    ] as const) {
-      await ip('-n', ns, 'link', 'set', dev, 'up');
-    }
+    await createVethPair({
+      serverNs: NS_SERVER,
+      clientNs: NS_CLIENT,
+      serverIf: IF_SERVER,
+      clientIf: IF_CLIENT,
+      clientMac: CLIENT_MAC,
+      serverIp: SERVER_IP,
+    });
     const runner = buildServerBundle(join(work, 'bundle'));
     const cfg = {
       options: {

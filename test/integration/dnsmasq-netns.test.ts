@@ -19,6 +19,7 @@ import {
 } from '../../src/provision/boot-services/dnsmasq.js';
 import { parseDnsmasqLeases } from '../../src/provision/boot-services/leases.js';
 import { prerequisites } from '../helpers/env.js';
+import { createVethPair, ip } from '../helpers/veth.js';
 
 const run = promisify(execFile);
 const DNSMASQ = '/usr/sbin/dnsmasq';
@@ -35,10 +36,6 @@ const SERVER_IP = '10.219.0.1';
 const IP_A = '10.219.0.50';
 const IP_B = '10.219.0.51';
 const SCRIPT_A = `http://${SERVER_IP}:8080/host/dnsm-a/boot.ipxe`;
-
-async function ip(...args: string[]): Promise<void> {
-  await run('ip', args);
-}
 
 describe.skipIf(!ok)('dnsmasq boot services with udhcpc and curl across a veth pair', () => {
   let work: string;
@@ -59,32 +56,14 @@ describe.skipIf(!ok)('dnsmasq boot services with udhcpc and curl across a veth p
     work = mkdtempSync(join(tmpdir(), 'osstest-dnsmasq-netns-'));
     tftpRoot = join(work, 'tftp');
     mkdirSync(tftpRoot);
-    await ip('netns', 'add', NS_SERVER);
-    await ip('netns', 'add', NS_CLIENT);
-    await ip(
-      'link',
-      'add',
-      IF_SERVER,
-      'netns',
-      NS_SERVER,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      IF_CLIENT,
-      'netns',
-      NS_CLIENT,
-    );
-    await ip('-n', NS_CLIENT, 'link', 'set', IF_CLIENT, 'address', MAC_A);
-    await ip('-n', NS_SERVER, 'addr', 'add', `${SERVER_IP}/24`, 'dev', IF_SERVER);
-    for (const [ns, dev] of [
-      [NS_SERVER, IF_SERVER],
-      [NS_CLIENT, IF_CLIENT],
-      [NS_SERVER, 'lo'],
-      [NS_CLIENT, 'lo'],
-    ] as const) {
-      await ip('-n', ns, 'link', 'set', dev, 'up');
-    }
+    await createVethPair({
+      serverNs: NS_SERVER,
+      clientNs: NS_CLIENT,
+      serverIf: IF_SERVER,
+      clientIf: IF_CLIENT,
+      clientMac: MAC_A,
+      serverIp: SERVER_IP,
+    });
     // dnsmasq must run inside the server's namespace: `ip netns exec` execs it in place, so the pid and
     // the signals we send are dnsmasq's own.
     const wrapper = join(work, 'dnsmasq-in-ns');
