@@ -51,3 +51,8 @@ export async function createVethPair(p: VethPair): Promise<void> {
     await ip('-n', ns, 'link', 'set', dev, 'up');
   }
 }
+
+/** Fetches `url` with curl run inside `ns` (a real TFTP/HTTP client) into `out`; rejects if curl fails. */
+export async function curlInNs(ns: string, url: string, out: string, maxTimeS: number): Promise<void> {
+  await run('ip', ['netns', 'exec', ns, 'curl', '-sS', '--max-time', String(maxTimeS), '-o', out, url]);
+}

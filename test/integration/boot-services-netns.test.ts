@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/db/open.js';
 import type { Store } from '../../src/db/store.js';
 import { prerequisites } from '../helpers/env.js';
+import { curlInNs } from '../helpers/veth.js';
 import { cliPath } from '../helpers/workspace.js';
 
 const run = promisify(execFile);
@@ -213,18 +214,7 @@ exit 0
         const added = await udhcpc(IPXE);
         expect(added, output()).toMatchObject({ ip: hostIp(i), siaddr: SERVER_IP });
         expect(added.bootfile ?? added.boot_file).toBe('pxelinux.0');
-        await run('ip', [
-          'netns',
-          'exec',
-          NS_CLIENT,
-          'curl',
-          '-sS',
-          '--max-time',
-          '20',
-          '-o',
-          join(work, `fetched-${kind}`),
-          `tftp://${SERVER_IP}/pxelinux.0`,
-        ]);
+        await curlInNs(NS_CLIENT, `tftp://${SERVER_IP}/pxelinux.0`, join(work, `fetched-${kind}`), 20);
         expect(readFileSync(join(work, `fetched-${kind}`))).toEqual(
           readFileSync(join(work, 'tftp', 'pxelinux.0')),
         );

@@ -19,7 +19,7 @@ import {
 } from '../../src/provision/boot-services/dnsmasq.js';
 import { parseDnsmasqLeases } from '../../src/provision/boot-services/leases.js';
 import { prerequisites } from '../helpers/env.js';
-import { createVethPair, ip } from '../helpers/veth.js';
+import { createVethPair, curlInNs, ip } from '../helpers/veth.js';
 
 const run = promisify(execFile);
 const DNSMASQ = '/usr/sbin/dnsmasq';
@@ -246,49 +246,12 @@ exit 0
     writeFileSync(join(tftpRoot, 'pxelinux.0'), data);
     const out = join(work, 'fetched');
     await ip('-n', NS_CLIENT, 'addr', 'add', `${IP_B}/24`, 'dev', IF_CLIENT);
-    await run('ip', [
-      'netns',
-      'exec',
-      NS_CLIENT,
-      'curl',
-      '-sS',
-      '--max-time',
-      '20',
-      '-o',
-      out,
-      `tftp://${SERVER_IP}/pxelinux.0`,
-    ]);
+    await curlInNs(NS_CLIENT, `tftp://${SERVER_IP}/pxelinux.0`, out, 20);
     expect(readFileSync(out).equals(data)).toBe(true);
-    await expect(
-      run('ip', [
-        'netns',
-        'exec',
-        NS_CLIENT,
-        'curl',
-        '-sS',
-        '--max-time',
-        '10',
-        '-o',
-        out,
-        `tftp://${SERVER_IP}/nope`,
-      ]),
-    ).rejects.toThrow();
+    await expect(curlInNs(NS_CLIENT, `tftp://${SERVER_IP}/nope`, out, 10)).rejects.toThrow();
     // Names that climb out of the root are refused.
     writeFileSync(join(work, 'secret'), 'x');
-    await expect(
-      run('ip', [
-        'netns',
-        'exec',
-        NS_CLIENT,
-        'curl',
-        '-sS',
-        '--max-time',
-        '10',
-        '-o',
-        out,
-        `tftp://${SERVER_IP}/../secret`,
-      ]),
-    ).rejects.toThrow();
+    await expect(curlInNs(NS_CLIENT, `tftp://${SERVER_IP}/../secret`, out, 10)).rejects.toThrow();
     for (let i = 0; i < 50 && !events.some((e) => e.type === 'tftp' && e.outcome === 'failed'); i++)
       await new Promise((r) => setTimeout(r, 100));
     expect(events).toContainEqual(
