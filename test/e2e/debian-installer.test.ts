@@ -45,11 +45,7 @@ describe.skipIf(!ok)('install method debian-installer: the installer boots and f
   let up = false;
   let child: ChildProcess | undefined;
 
-  const cli = async (args: string[], timeoutMs = 150_000) => {
-    const r = await ws.cli(args, {}, timeoutMs);
-    if (r.code !== 0) throw new Error(`osstest ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], timeoutMs = 150_000) => ws.cliOk(args, timeoutMs);
 
   beforeAll(async () => {
     mkdirSync(labDir, { recursive: true });

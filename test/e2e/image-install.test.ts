@@ -50,11 +50,7 @@ describe.skipIf(!ok)('install method image: ramdisk writes the disk, the host bo
   const labDir = `/tmp/ot-img/lab-${process.pid}`;
   let up = false;
 
-  const cli = async (args: string[], timeoutMs = 150_000) => {
-    const r = await ws.cli(args, {}, timeoutMs);
-    if (r.code !== 0) throw new Error(`osstest ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], timeoutMs = 150_000) => ws.cliOk(args, timeoutMs);
 
   beforeAll(async () => {
     mkdirSync(labDir, { recursive: true });

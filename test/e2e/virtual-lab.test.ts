@@ -72,11 +72,7 @@ describe.skipIf(!ok)('virtual lab: lab up, ts-host-install (ramdisk) on QEMU hos
   const job = 'test-lab-e2e';
   let down = false;
 
-  const cli = async (args: string[], timeoutMs = 150_000) => {
-    const r = await ws.cli(args, {}, timeoutMs);
-    if (r.code !== 0) throw new Error(`osstest ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], timeoutMs = 150_000) => ws.cliOk(args, timeoutMs);
   const status = async () => JSON.parse(await cli(['lab', 'status', '--json'])) as Status;
   const jobLogs = () => join(ws.dir, 'logs', flight, job);
 

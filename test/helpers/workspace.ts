@@ -28,6 +28,8 @@ export interface Workspace {
   openStore(): Promise<Store>;
   /** Runs `osstest ARGS` with this workspace's config; never throws on a non-zero exit. */
   cli(args: string[], env?: Record<string, string>, timeoutMs?: number): Promise<CliResult>;
+  /** Runs `osstest ARGS` and returns its stdout; a non-zero exit throws, with both outputs. */
+  cliOk(args: string[], timeoutMs?: number): Promise<string>;
   /** Adds a testcase script (any language, via its #! line) to this workspace's TestcasePath. */
   addTestcase(name: string, body: string): string;
   /** Appends lines to the config file. */
@@ -76,6 +78,12 @@ export function createWorkspace(extraConfig: string[] = []): Workspace {
           },
         );
       }),
+    cliOk: async (args, timeoutMs) => {
+      const r = await ws.cli(args, {}, timeoutMs);
+      if (r.code !== 0)
+        throw new Error(`osstest ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    },
     addTestcase: (name, body) => {
       const p = join(testcaseDir, name);
       writeFileSync(p, body);
