@@ -2,6 +2,7 @@
 
 export { ErrorCode, type ErrorKind } from './packet.js';
 export {
+  type DataPump,
   type Peer,
   startTftpServer,
   type TftpLogEvent,

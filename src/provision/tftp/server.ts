@@ -6,12 +6,17 @@
  *
  * Modes: octet only. netascii is refused with ERROR 4 (boot clients never ask for it, and serving it
  * as octet would hand out unconverted text under a name that promises conversion).
+ *
+ * The data phase of a read runs in the native pump when it is built (native-transfer.ts), in JS
+ * otherwise (transfer.ts); everything before it, and the answers to strangers, is here either way.
  */
 import { createSocket, type Socket, type SocketType } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { realpath, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
+import { nativePump, type PumpBinding } from './native-pump.js';
+import { NativeReadTransfer } from './native-transfer.js';
 import { BLKSIZE_MAX, BLKSIZE_MIN, negotiate } from './options.js';
 import {
   ErrorCode,
@@ -27,7 +32,9 @@ import { openInsideRoot } from './paths.js';
 import {
   type Peer,
   ReadTransfer,
+  type Transfer,
   type TransferCounters,
+  type TransferHooks,
   type TransferResult,
   type TransferSockets,
 } from './transfer.js';
@@ -53,7 +60,14 @@ export interface TftpServerOptions {
   timeoutMs?: number;
   /** Transfers at once; more requests get ERROR 0 "Server busy". Default 256. */
   maxTransfers?: number;
+  /**
+   * What moves a read's data: 'native' (the addon, native/tftp-pump; start() fails with the reason when
+   * it is not built), 'js' (the event loop), or 'auto' (native when available). Default 'auto'.
+   */
+  dataPump?: DataPump;
 }
+
+export type DataPump = 'native' | 'js' | 'auto';
 
 /** How a request ended. */
 export type TftpOutcome =
@@ -85,7 +99,7 @@ export interface TftpRequestEvent {
 }
 
 export type TftpLogEvent =
-  | { type: 'listening'; address: string; port: number }
+  | { type: 'listening'; address: string; port: number; dataPump: 'native' | 'js' }
   | ({ type: 'request' } & TftpRequestEvent)
   | { type: 'dropped'; reason: string; from: Peer; socket: 'server' | 'transfer' }
   | { type: 'wrong-tid'; from: Peer }
@@ -128,7 +142,10 @@ interface Slot {
   key: string;
   /** The request as received, to recognise a client repeating it. */
   request: Buffer;
-  transfer?: ReadTransfer;
+  transfer?: Transfer;
+  /** Settles when the slot is released (the request is over, whichever way). */
+  released: Promise<void>;
+  markReleased: () => void;
 }
 
 function zeroErrors(): Record<ErrorKind, number> {
@@ -163,10 +180,12 @@ export class TftpServer extends EventEmitter<Events> {
   private constructor(
     private readonly socket: Socket,
     private readonly rootReal: string,
-    private readonly cfg: Required<Omit<TftpServerOptions, 'log' | 'root' | 'port'>> & {
+    private readonly cfg: Required<Omit<TftpServerOptions, 'log' | 'root' | 'port' | 'dataPump'>> & {
       log: TftpServerOptions['log'];
       type: SocketType;
     },
+    /** The native pump's binding, when reads use it. */
+    private readonly pump: PumpBinding | undefined,
   ) {
     super();
     this.counters = {
@@ -223,6 +242,7 @@ export class TftpServer extends EventEmitter<Events> {
       maxTransfers: intOption('maxTransfers', opts.maxTransfers, 256, 1, 65535),
     };
     const port = intOption('port', opts.port, 69, 0, 65535);
+    const pump = choosePump(opts.dataPump);
     const socket = createSocket({ type: cfg.type });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => {
@@ -235,9 +255,9 @@ export class TftpServer extends EventEmitter<Events> {
         resolve();
       });
     });
-    const server = new TftpServer(socket, rootReal, cfg);
+    const server = new TftpServer(socket, rootReal, cfg, pump);
     const a = socket.address();
-    server.log({ type: 'listening', address: a.address, port: a.port });
+    server.log({ type: 'listening', address: a.address, port: a.port, dataPump: server.dataPump });
     return server;
   }
 
@@ -245,19 +265,35 @@ export class TftpServer extends EventEmitter<Events> {
     return this.socket.address();
   }
 
+  /** What moves the data of reads: the native pump or the event loop. */
+  get dataPump(): 'native' | 'js' {
+    return this.pump ? 'native' : 'js';
+  }
+
   stats(): TftpStats {
-    return {
+    const out: TftpStats = {
       ...this.counters,
       errorsSent: { ...this.counters.errorsSent },
       activeTransfers: [...this.slots].filter((t) => t.transfer && !t.transfer.done).length,
     };
+    // A native pump's counters reach this.counters only when it ends; until then they are read live.
+    for (const slot of this.slots) {
+      const live = slot.transfer?.liveCounters?.();
+      if (!live) continue;
+      for (const k of Object.keys(live) as (keyof TransferCounters)[]) out[k] += live[k] ?? 0;
+    }
+    return out;
   }
 
-  /** Stops listening and ends every transfer (their clients get ERROR 0). */
+  /**
+   * Stops listening and ends every transfer (their clients get ERROR 0). Resolves once every request
+   * is over: a native pump reports its end a moment after it is asked to stop.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const t of [...this.slots]) t.transfer?.abort('Server shutting down');
+    await Promise.all([...this.slots].map((t) => t.released));
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
@@ -346,7 +382,11 @@ export class TftpServer extends EventEmitter<Events> {
       refuse('busy', ErrorCode.NotDefined, 'Server busy');
       return;
     }
-    const slot: Slot = { key, request: Buffer.from(msg) };
+    let markReleased = () => {};
+    const released = new Promise<void>((resolve) => {
+      markReleased = resolve;
+    });
+    const slot: Slot = { key, request: Buffer.from(msg), released, markReleased };
     this.slots.add(slot);
     this.byClient.set(key, slot);
     this.startRead(req.filename, req.options, from, slot, t0).catch((e: unknown) => {
@@ -358,6 +398,7 @@ export class TftpServer extends EventEmitter<Events> {
   private release(slot: Slot): void {
     this.slots.delete(slot);
     if (this.byClient.get(slot.key) === slot) this.byClient.delete(slot.key);
+    slot.markReleased();
   }
 
   private async startRead(
@@ -390,9 +431,10 @@ export class TftpServer extends EventEmitter<Events> {
       return;
     }
     const negotiated = negotiate(options, size, this.cfg);
-    let sockets: TransferSockets;
+    // The native pump binds its own socket connected to the client (beside strays): bind only strays.
+    let sockets: TransferSockets | { strays: Socket; peer?: undefined };
     try {
-      sockets = await this.bindTransferSockets(from);
+      sockets = this.pump ? { strays: await this.bindSocket(0, true) } : await this.bindTransferSockets(from);
     } catch (e) {
       release();
       await handle.close();
@@ -400,48 +442,49 @@ export class TftpServer extends EventEmitter<Events> {
     }
     if (this.closed) {
       release();
-      sockets.peer.close();
+      sockets.peer?.close();
       sockets.strays.close();
       await handle.close();
       return;
     }
     const counters = this.counters;
-    const transfer = new ReadTransfer(
-      {
-        sockets,
-        peer: from,
-        handle,
-        negotiated,
-        timeoutMs: negotiated.timeoutMs ?? this.cfg.timeoutMs,
-        retries: this.cfg.retries,
+    const hooks: TransferHooks = {
+      counters,
+      errorSent: (code) => this.countError(code),
+      dropped: (reason, peer) => this.log({ type: 'dropped', reason, from: peer, socket: 'transfer' }),
+      wrongTid: (peer) => this.log({ type: 'wrong-tid', from: peer }),
+      socketError: (e) =>
+        this.log({ type: 'socket-error', message: `transfer to ${slot.key}: ${e.message}` }),
+      end: (r: TransferResult) => {
+        release();
+        if (r.outcome === 'completed') counters.transfersCompleted++;
+        else if (r.outcome === 'aborted') counters.transfersAborted++;
+        else counters.transfersFailed++;
+        this.report({
+          file: filename,
+          client: from,
+          outcome: r.outcome,
+          path,
+          size,
+          bytes: r.bytes,
+          blksize: negotiated.blksize,
+          windowsize: negotiated.windowsize,
+          durationMs: performance.now() - t0,
+          ...(r.detail !== undefined ? { detail: r.detail } : {}),
+        });
       },
-      {
-        counters,
-        errorSent: (code) => this.countError(code),
-        dropped: (reason, peer) => this.log({ type: 'dropped', reason, from: peer, socket: 'transfer' }),
-        wrongTid: (peer) => this.log({ type: 'wrong-tid', from: peer }),
-        socketError: (e) =>
-          this.log({ type: 'socket-error', message: `transfer to ${slot.key}: ${e.message}` }),
-        end: (r: TransferResult) => {
-          release();
-          if (r.outcome === 'completed') counters.transfersCompleted++;
-          else if (r.outcome === 'aborted') counters.transfersAborted++;
-          else counters.transfersFailed++;
-          this.report({
-            file: filename,
-            client: from,
-            outcome: r.outcome,
-            path,
-            size,
-            bytes: r.bytes,
-            blksize: negotiated.blksize,
-            windowsize: negotiated.windowsize,
-            durationMs: performance.now() - t0,
-            ...(r.detail !== undefined ? { detail: r.detail } : {}),
-          });
-        },
-      },
-    );
+    };
+    const common = {
+      peer: from,
+      handle,
+      negotiated,
+      timeoutMs: negotiated.timeoutMs ?? this.cfg.timeoutMs,
+      retries: this.cfg.retries,
+    };
+    const transfer: Transfer =
+      sockets.peer === undefined
+        ? new NativeReadTransfer(this.pump!, { ...common, strays: sockets.strays }, hooks)
+        : new ReadTransfer({ ...common, sockets }, hooks);
     slot.transfer = transfer;
     counters.transfersStarted++;
     transfer.start();
@@ -512,6 +555,19 @@ function literalLookup(
   callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
   callback(null, address, address.includes(':') ? 6 : 4);
+}
+
+/** The native pump's binding when reads should use it; throws when 'native' is asked for and not there. */
+function choosePump(want: DataPump | undefined): PumpBinding | undefined {
+  const mode = want ?? 'auto';
+  if (mode !== 'native' && mode !== 'js' && mode !== 'auto') {
+    throw new TypeError(`tftp: option dataPump must be native, js or auto, got ${JSON.stringify(want)}`);
+  }
+  if (mode === 'js') return undefined;
+  const status = nativePump();
+  if (status.available) return status.binding;
+  if (mode === 'native') throw new Error(`tftp: dataPump native is not available: ${status.reason}`);
+  return undefined;
 }
 
 export function startTftpServer(opts: TftpServerOptions): Promise<TftpServer> {

@@ -9,6 +9,9 @@
  * hands only the client's packets, and one unconnected that receives everything else and answers
  * it with ERROR 5. Lock-step throughput is bounded by the time from an ACK to the next DATA, so the
  * next window's packets are built right after a window is sent, not when its ACK arrives.
+ *
+ * This is the JS pump. When the addon is built, NativeReadTransfer (native-transfer.ts) runs the
+ * same protocol off the event loop instead; the two must behave alike (the TFTP tests run on both).
  */
 import type { Socket } from 'node:dgram';
 import type { promises as fsp } from 'node:fs';
@@ -68,6 +71,35 @@ export interface TransferSockets {
   strays: Socket;
 }
 
+/** What the server holds of a running transfer, whichever pump moves its data (this one or native-transfer.ts). */
+export interface Transfer {
+  start(): void;
+  readonly done: boolean;
+  /** Ends the transfer from outside (server shutdown); the client gets ERROR 0 with `reason`. */
+  abort(reason: string): void;
+  /** Counters the transfer has not yet added to hooks.counters (a native pump's, while it runs). */
+  liveCounters?(): Partial<TransferCounters>;
+}
+
+/**
+ * A packet on a transfer's port from anyone but its client. It is answered with ERROR 5 when it came
+ * to the strays socket (`answerFrom`), as RFC 1350 asks, but never when it is itself an ERROR: two
+ * confused servers would ping-pong forever.
+ */
+export function onStranger(
+  answerFrom: Socket | undefined,
+  msg: Buffer,
+  from: Peer,
+  hooks: TransferHooks,
+): void {
+  hooks.counters.droppedWrongTid++;
+  hooks.wrongTid(from);
+  if (answerFrom && !(msg.length >= 2 && msg[0] === 0 && msg[1] === Opcode.ERROR)) {
+    answerFrom.send(encodeError(ErrorCode.UnknownTransferId, 'Unknown transfer ID'), from.port, from.address);
+    hooks.errorSent(ErrorCode.UnknownTransferId);
+  }
+}
+
 export interface TransferSetup {
   sockets: TransferSockets;
   peer: Peer;
@@ -77,7 +109,7 @@ export interface TransferSetup {
   retries: number;
 }
 
-export class ReadTransfer {
+export class ReadTransfer implements Transfer {
   private readonly sockets: TransferSockets;
   private readonly peer: Peer;
   private readonly handle: fsp.FileHandle;
@@ -153,17 +185,8 @@ export class ReadTransfer {
     if (this.state === 'done') return;
     this.hooks.counters.packetsReceived++;
     if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) {
-      this.hooks.counters.droppedWrongTid++;
-      this.hooks.wrongTid({ address: rinfo.address, port: rinfo.port });
-      // Never answer an ERROR with an ERROR: two confused servers would ping-pong forever.
-      if (!(msg.length >= 2 && msg[0] === 0 && msg[1] === Opcode.ERROR) && socket === this.sockets.strays) {
-        socket.send(
-          encodeError(ErrorCode.UnknownTransferId, 'Unknown transfer ID'),
-          rinfo.port,
-          rinfo.address,
-        );
-        this.hooks.errorSent(ErrorCode.UnknownTransferId);
-      }
+      const from = { address: rinfo.address, port: rinfo.port };
+      onStranger(socket === this.sockets.strays ? socket : undefined, msg, from, this.hooks);
       return;
     }
     // The hot path: a well-formed ACK from our peer.
