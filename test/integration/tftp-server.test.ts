@@ -1,7 +1,8 @@
 /**
  * The TFTP server over real UDP on 127.0.0.1: curl as a real client, pxelinux/UEFI requests replayed
  * byte for byte from the boot-client captures, option negotiation, windowsize, block-number rollover,
- * confinement to the root, the read-only rule, transfer IDs, retransmission and giving up.
+ * confinement to the root, the read-only rule, transfer IDs, retransmission and giving up. Every
+ * group runs once per data pump (JS, and native when built: see helpers/tftp-pumps.ts).
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type DataPump,
   startTftpServer,
   type TftpRequestEvent,
   type TftpServer,
@@ -36,6 +38,7 @@ import {
 import { prerequisites } from '../helpers/env.js';
 import { bootClientsDir, readPcapUdp } from '../helpers/pcap.js';
 import { TftpClientError, tftpGet, UdpEndpoint } from '../helpers/tftp-client.js';
+import { PUMPS, type TestedPump } from '../helpers/tftp-pumps.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -71,6 +74,7 @@ beforeAll(async () => {
   put('empty.bin', Buffer.alloc(0));
   put('sub/inner.txt', Buffer.from('inside the root\n'));
   put('rollover.bin', randomBytes(600_000));
+  put('live.bin', randomBytes(64 * 1024));
   // What the captured clients asked for, with made-up contents of plausible sizes.
   const sizes = [42_000, 120_000, 300, 1_000_000, 2_000_000];
   for (const [i, rrq] of capturedRrqs.entries()) {
@@ -97,8 +101,12 @@ interface Harness {
   delta(before: TftpStats): Record<string, number>;
 }
 
-async function harness(opts: Partial<Parameters<typeof startTftpServer>[0]> = {}): Promise<Harness> {
-  const server = await startTftpServer({ root, host: '127.0.0.1', port: 0, ...opts });
+async function harness(
+  pump: TestedPump,
+  opts: Partial<Parameters<typeof startTftpServer>[0]> = {},
+): Promise<Harness> {
+  const server = await startTftpServer({ root, host: '127.0.0.1', port: 0, dataPump: pump, ...opts });
+  expect(server.dataPump).toBe(pump);
   const events: TftpRequestEvent[] = [];
   const taken = new Set<TftpRequestEvent>();
   server.on('request', (e) => events.push(e));
@@ -145,10 +153,10 @@ async function expectTftpError(p: Promise<unknown>, code: number): Promise<TftpC
   return e as TftpClientError;
 }
 
-describe('TFTP server: transfers', () => {
+describe.each(PUMPS)('TFTP server: transfers (%s pump)', (pump) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await harness();
+    h = await harness(pump);
   });
   afterAll(async () => {
     await h.server.close();
@@ -248,6 +256,22 @@ describe('TFTP server: transfers', () => {
     expect(sha(r.data)).toBe(sha(files.get('rollover.bin')!));
   });
 
+  it('rolls over inside a window too, and slides windows across the wrap (windowsize 16)', async () => {
+    const before = h.server.stats();
+    const r = await tftpGet({ port: h.port, file: 'rollover.bin', options: { blksize: 8, windowsize: 16 } });
+    expect(r.oack!.get('windowsize')).toBe('16');
+    // No loss on loopback: every block exactly once, 65535 then 0 in the same window.
+    expect(r.wireBlocks.length).toBe(75_001);
+    expect(r.wireBlocks.slice(65_530, 65_540)).toEqual([
+      65_531, 65_532, 65_533, 65_534, 65_535, 0, 1, 2, 3, 4,
+    ]);
+    expect(sha(r.data)).toBe(sha(files.get('rollover.bin')!));
+    expect((await h.event('rollover.bin')).bytes).toBe(600_000);
+    const d = h.delta(before);
+    expect(d.bytesSent).toBe(600_000);
+    expect(d.retransmissions ?? 0).toBe(0);
+  });
+
   it('clamps blksize to maxBlksize, ignores blksize < 8 and echoes a valid timeout', async () => {
     const a = await tftpGet({ port: h.port, file: 'small.bin', options: { blksize: 65464, timeout: 3 } });
     expect(Object.fromEntries(a.oack!)).toEqual({ blksize: '1468', timeout: '3' });
@@ -291,7 +315,8 @@ describe('TFTP server: transfers', () => {
     } finally {
       ep.close();
     }
-    expect((await h.event('big.bin')).outcome).toBe('aborted');
+    const ev = await h.event('big.bin');
+    expect(ev).toMatchObject({ outcome: 'aborted', bytes: 6 * 1024, detail: 'client sent error 0: enough' });
   });
 
   it('completes windowsize transfers, recovering from a dropped block without a timeout', async () => {
@@ -356,6 +381,73 @@ describe('TFTP server: transfers', () => {
     expect(d).toMatchObject({ droppedWrongTid: 2, 'errorsSent.UnknownTransferId': 1, transfersCompleted: 1 });
   });
 
+  it('counts and drops malformed packets from the client itself, and finishes the transfer', async () => {
+    const logged: string[] = [];
+    const hm = await harness(pump, {
+      log: (e) => {
+        if (e.type === 'dropped' && e.socket === 'transfer') logged.push(e.reason);
+      },
+    });
+    try {
+      const junk = [
+        Buffer.alloc(0), // empty datagram
+        Buffer.from([0]), // no opcode
+        Buffer.from([0, Opcode.ACK, 0]), // truncated ACK
+        Buffer.from([0, Opcode.ERROR, 0]), // truncated ERROR
+        Buffer.from([0, Opcode.DATA, 0, 1, 0x41]), // DATA in a read transfer
+        Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a]), // unknown opcode
+      ];
+      const r = await tftpGet({
+        port: hm.port,
+        file: 'small.bin',
+        onData: async (n, { serverPort, endpoint }) => {
+          if (n === 2) for (const j of junk) await endpoint.send(j, serverPort);
+          return undefined;
+        },
+      });
+      expect(r.data.equals(files.get('small.bin')!)).toBe(true);
+      expect(r.wireBlocks).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect((await hm.event('small.bin')).outcome).toBe('completed');
+      expect(hm.server.stats()).toMatchObject({
+        droppedMalformed: junk.length,
+        packetsReceived: 1 + 20 + junk.length, // the RRQ, 20 ACKs, the junk
+        transfersCompleted: 1,
+        retransmissions: 0,
+      });
+      // JS logs each drop; the native pump one summary per transfer. Either way the first is named.
+      expect(logged.length).toBeGreaterThan(0);
+      expect(logged[0]).toMatch(/^0-byte packet has no opcode/);
+    } finally {
+      await hm.server.close();
+    }
+  });
+
+  it('reports live counters in stats() while a transfer is running', async () => {
+    const ep = await UdpEndpoint.open();
+    const before = h.server.stats();
+    try {
+      await ep.send(encodeRequest(Opcode.RRQ, 'live.bin', 'octet', { blksize: 1024, windowsize: 4 }), h.port);
+      const oack = await ep.next();
+      await ep.send(encodeAck(0), oack.rinfo.port);
+      for (let i = 0; i < 4; i++) await ep.next(2000, 'DATA');
+      await ep.send(encodeAck(4), oack.rinfo.port);
+      for (let i = 0; i < 4; i++) await ep.next(2000, 'DATA');
+      // The pump has sent 8 blocks and seen 2 ACKs; nothing has ended, so all of it is live.
+      expect(h.delta(before)).toMatchObject({
+        packetsReceived: 3,
+        bytesSent: 8 * 1024,
+        activeTransfers: 1,
+        transfersStarted: 1,
+      });
+      await ep.send(encodeError(0, 'enough'), oack.rinfo.port);
+    } finally {
+      ep.close();
+    }
+    expect((await h.event('live.bin')).outcome).toBe('aborted');
+    // After the end the same figures come from the final report, not counted twice.
+    expect(h.delta(before)).toMatchObject({ packetsReceived: 4, bytesSent: 8 * 1024, transfersAborted: 1 });
+  });
+
   it('ignores a repeated request from the same client port while its transfer runs', async () => {
     const ep = await UdpEndpoint.open();
     const before = h.server.stats();
@@ -375,10 +467,31 @@ describe('TFTP server: transfers', () => {
   });
 });
 
-describe('TFTP server: confinement and refusals', () => {
+describe.each(PUMPS)('TFTP server: IPv6 (%s pump)', (pump) => {
+  it.skipIf(!hasCurl)('serves over ::1, and IPv4 clients of a dual-stack :: (v4-mapped peers)', async () => {
+    for (const [host, url] of [
+      ['::1', 'tftp://[::1]'],
+      ['::', 'tftp://127.0.0.1'],
+    ] as const) {
+      const h = await harness(pump, { host });
+      try {
+        const out = join(base, 'curl6.out');
+        await run('curl', ['-sS', '--tftp-blksize', '1468', `${url}:${h.port}/big.bin`, '-o', out]);
+        expect(sha(readFileSync(out)), host).toBe(sha(files.get('big.bin')!));
+        const ev = await h.event('big.bin');
+        expect(ev.outcome).toBe('completed');
+        expect(ev.client.address).toBe(host === '::1' ? '::1' : '::ffff:127.0.0.1');
+      } finally {
+        await h.server.close();
+      }
+    }
+  });
+});
+
+describe.each(PUMPS)('TFTP server: confinement and refusals (%s pump)', (pump) => {
   let h: Harness;
   beforeAll(async () => {
-    h = await harness();
+    h = await harness(pump);
   });
   afterAll(async () => {
     await h.server.close();
@@ -469,9 +582,9 @@ describe('TFTP server: confinement and refusals', () => {
   });
 });
 
-describe('TFTP server: retransmission and giving up', () => {
+describe.each(PUMPS)('TFTP server: retransmission and giving up (%s pump)', (pump) => {
   it('retransmits a lost block after the timeout, then carries on', async () => {
-    const h = await harness({ timeoutMs: 300, retries: 3 });
+    const h = await harness(pump, { timeoutMs: 300, retries: 3 });
     try {
       let drops = 0;
       const r = await tftpGet({
@@ -488,8 +601,87 @@ describe('TFTP server: retransmission and giving up', () => {
     }
   });
 
+  it('resends a block whose ACK is withheld, and only that block, once per timeout', async () => {
+    const h = await harness(pump, { timeoutMs: 200, retries: 3 });
+    const ep = await UdpEndpoint.open();
+    try {
+      await ep.send(encodeRequest(Opcode.RRQ, 'small.bin', 'octet'), h.port);
+      const d1 = await ep.next(2000, 'DATA 1');
+      const sp = d1.rinfo.port;
+      expect([d1.msg.readUInt16BE(0), d1.msg.readUInt16BE(2)]).toEqual([Opcode.DATA, 1]);
+      const t0 = Date.now();
+      const again = await ep.next(2000, 'DATA 1 again'); // no ACK from us: the server must resend
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+      expect(again.msg.equals(d1.msg)).toBe(true);
+      expect(h.server.stats()).toMatchObject({ retransmissions: 1, bytesSent: 1024 });
+      await ep.send(encodeAck(1), sp);
+      const d2 = await ep.next(2000, 'DATA 2');
+      expect(d2.msg.readUInt16BE(2)).toBe(2);
+      expect(await ep.quiet(100)).toBeUndefined(); // nothing else in flight
+      await ep.send(encodeError(0, 'enough'), sp);
+    } finally {
+      ep.close();
+    }
+    try {
+      expect(await h.event('small.bin')).toMatchObject({ outcome: 'aborted', bytes: 512 });
+      expect(h.server.stats()).toMatchObject({ retransmissions: 1, timeouts: 0, transfersAborted: 1 });
+    } finally {
+      await h.server.close();
+    }
+  });
+
+  it('does not let a client repeating an old ACK put off the retransmission', async () => {
+    const h = await harness(pump, { timeoutMs: 300, retries: 3 });
+    const ep = await UdpEndpoint.open();
+    let noise: NodeJS.Timeout | undefined;
+    try {
+      await ep.send(encodeRequest(Opcode.RRQ, 'small.bin', 'octet'), h.port);
+      const d1 = await ep.next(2000, 'DATA 1');
+      const t0 = Date.now();
+      // ACK 0 acknowledges nothing in a transfer without OACK: it must neither resend nor reset the clock.
+      noise = setInterval(() => void ep.send(encodeAck(0), d1.rinfo.port), 40);
+      const again = await ep.next(2000, 'DATA 1 again');
+      expect(again.msg.readUInt16BE(2)).toBe(1);
+      expect(Date.now() - t0).toBeLessThan(600);
+      expect(h.server.stats().retransmissions).toBe(1);
+    } finally {
+      clearInterval(noise);
+      ep.close();
+      await h.server.close();
+    }
+  });
+
+  it('resends the whole window when its ACK is withheld (windowsize 4)', async () => {
+    const h = await harness(pump, { timeoutMs: 200, retries: 3 });
+    const ep = await UdpEndpoint.open();
+    try {
+      await ep.send(encodeRequest(Opcode.RRQ, 'big.bin', 'octet', { blksize: 512, windowsize: 4 }), h.port);
+      const oack = await ep.next(2000, 'OACK');
+      const sp = oack.rinfo.port;
+      await ep.send(encodeAck(0), sp);
+      const blocks = async (n: number) => {
+        const got: number[] = [];
+        for (let i = 0; i < n; i++) got.push((await ep.next(2000, 'DATA')).msg.readUInt16BE(2));
+        return got;
+      };
+      expect(await blocks(4)).toEqual([1, 2, 3, 4]);
+      expect(await blocks(4)).toEqual([1, 2, 3, 4]); // after the timeout
+      await ep.send(encodeAck(2), sp); // a partial ACK: the next window starts at 3
+      expect(await blocks(4)).toEqual([3, 4, 5, 6]);
+      await ep.send(encodeError(0, 'enough'), sp);
+    } finally {
+      ep.close();
+    }
+    try {
+      expect(await h.event('big.bin')).toMatchObject({ outcome: 'aborted', bytes: 1024 });
+      expect(h.server.stats()).toMatchObject({ retransmissions: 4, timeouts: 0, bytesSent: 12 * 512 });
+    } finally {
+      await h.server.close();
+    }
+  });
+
   it('gives up after N retries with ERROR 0 and reports a timeout (DATA and OACK alike)', async () => {
-    const h = await harness({ timeoutMs: 60, retries: 2 });
+    const h = await harness(pump, { timeoutMs: 60, retries: 2 });
     try {
       for (const options of [{}, { blksize: 1024 }] as Record<string, number>[]) {
         const ep = await UdpEndpoint.open();
@@ -510,16 +702,28 @@ describe('TFTP server: retransmission and giving up', () => {
           ep.close();
         }
         const ev = await h.event('small.bin');
-        expect(ev.outcome).toBe('timeout');
+        const block = Object.keys(options).length ? 0 : 1; // the OACK counts as block 0
+        expect(ev).toMatchObject({
+          outcome: 'timeout',
+          bytes: 0,
+          detail: `no ACK for block ${block} after 2 retransmissions`,
+        });
       }
-      expect(h.server.stats()).toMatchObject({ timeouts: 2, retransmissions: 4, activeTransfers: 0 });
+      expect(h.server.stats()).toMatchObject({
+        timeouts: 2,
+        retransmissions: 4,
+        activeTransfers: 0,
+        transfersFailed: 2,
+        bytesSent: 3 * 512, // DATA 1 three times; OACKs are not DATA
+        errorsSent: expect.objectContaining({ NotDefined: 2 }),
+      });
     } finally {
       await h.server.close();
     }
   });
 
   it('honours the client’s timeout option over its own', async () => {
-    const h = await harness({ timeoutMs: 60_000, retries: 1 });
+    const h = await harness(pump, { timeoutMs: 60_000, retries: 1 });
     try {
       const ep = await UdpEndpoint.open();
       try {
@@ -537,13 +741,16 @@ describe('TFTP server: retransmission and giving up', () => {
   });
 });
 
-describe('TFTP server: lifecycle', () => {
+describe.each(PUMPS)('TFTP server: lifecycle (%s pump)', (pump) => {
   it('rejects bad options with messages that name them', async () => {
     await expect(startTftpServer({ root: join(base, 'nope') })).rejects.toThrow(/tftp: root .*nope/);
     await expect(startTftpServer({ root: join(base, 'secret.txt') })).rejects.toThrow(/not a directory/);
     await expect(startTftpServer({ root, host: 'localhost' })).rejects.toThrow(/host must be an IP address/);
     await expect(startTftpServer({ root, host: '127.0.0.1', maxBlksize: 4 })).rejects.toThrow(/maxBlksize/);
-    const h = await harness();
+    await expect(
+      startTftpServer({ root, host: '127.0.0.1', dataPump: 'fast' as string as DataPump }),
+    ).rejects.toThrow(/option dataPump must be native, js or auto/);
+    const h = await harness(pump);
     try {
       await expect(startTftpServer({ root, host: '127.0.0.1', port: h.port })).rejects.toThrow(
         /cannot listen on 127\.0\.0\.1:\d+/,
@@ -554,7 +761,7 @@ describe('TFTP server: lifecycle', () => {
   });
 
   it('ends running transfers with ERROR 0 on close', async () => {
-    const h = await harness();
+    const h = await harness(pump);
     const got = tftpGet({
       port: h.port,
       file: 'big.bin',
@@ -565,10 +772,39 @@ describe('TFTP server: lifecycle', () => {
     });
     const e = await expectTftpError(got, 0);
     expect(e.serverMessage).toMatch(/shutting down/);
+    // close() resolved only once the transfer had ended and been reported.
+    expect(h.events.find((x) => x.file === 'big.bin')).toMatchObject({
+      outcome: 'failed',
+      detail: 'Server shutting down',
+    });
+    expect(h.server.stats()).toMatchObject({
+      activeTransfers: 0,
+      transfersFailed: 1,
+      errorsSent: expect.objectContaining({ NotDefined: 1 }),
+    });
+  });
+
+  it('ends a transfer promptly on close while it waits for a silent client', async () => {
+    const h = await harness(pump, { timeoutMs: 60_000 });
+    const ep = await UdpEndpoint.open();
+    try {
+      await ep.send(encodeRequest(Opcode.RRQ, 'big.bin', 'octet'), h.port);
+      expect((await ep.next(2000, 'DATA 1')).msg.readUInt16BE(2)).toBe(1);
+      // No ACK: the pump is waiting out a 60 s timeout, and close must not.
+      const t0 = Date.now();
+      await h.server.close();
+      expect(Date.now() - t0).toBeLessThan(1000);
+      const { msg } = await ep.next(1000, 'ERROR 0');
+      expect([msg.readUInt16BE(0), msg.readUInt16BE(2)]).toEqual([Opcode.ERROR, 0]);
+      expect(msg.subarray(4, msg.indexOf(0, 4)).toString()).toBe('Server shutting down');
+      expect(h.events.find((x) => x.file === 'big.bin')).toMatchObject({ outcome: 'failed', bytes: 0 });
+    } finally {
+      ep.close();
+    }
   });
 
   it('answers ERROR 0 "Server busy" beyond maxTransfers, and serves again once one ends', async () => {
-    const h = await harness({ maxTransfers: 1 });
+    const h = await harness(pump, { maxTransfers: 1 });
     try {
       const first = await UdpEndpoint.open();
       try {
@@ -591,7 +827,7 @@ describe('TFTP server: lifecycle', () => {
   });
 
   it('keeps serving when the log callback throws', async () => {
-    const h = await harness({
+    const h = await harness(pump, {
       log: () => {
         throw new Error('broken logger');
       },
