@@ -11,7 +11,8 @@
  *   PIN=same   servers and curl on CPU 0: pure per-packet CPU cost
  *   PIN=cross  servers on CPU 0, curl on CPU 1: wake-up latency dominates, as with a remote client
  * Needs curl (with TFTP), tftpd-hpa (/usr/sbin/in.tftpd), and taskset (util-linux) for PIN.
- * Env: ROUNDS (default 5), SIZE_MIB (default 64), PIN.
+ * Env: ROUNDS (default 5), SIZE_MIB (default 64), PIN, TFTP_PUMP (our server's dataPump: auto, the
+ * default, native or js; the header line says which one ours ended up with).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -31,14 +32,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTftpServer } from '../src/provision/tftp/index.js';
+import { type DataPump, startTftpServer } from '../src/provision/tftp/index.js';
 
 const TFTPD = '/usr/sbin/in.tftpd';
 
 if (process.argv[2] === '--serve') {
-  // Child mode: serve ROOT on a free loopback port, say which on stdout, run until SIGTERM.
-  const server = await startTftpServer({ root: process.argv[3]!, host: '127.0.0.1', port: 0 });
-  process.stdout.write(`port ${server.address().port}\n`);
+  // Child mode: serve ROOT on a free loopback port, say which and with what pump on stdout, run until SIGTERM.
+  const dataPump = (process.env.TFTP_PUMP ?? 'auto') as DataPump; // the server rejects anything else
+  const server = await startTftpServer({ root: process.argv[3]!, host: '127.0.0.1', port: 0, dataPump });
+  process.stdout.write(`port ${server.address().port} pump ${server.dataPump}\n`);
   process.on('SIGTERM', () => {
     const s = server.stats();
     process.stderr.write(
@@ -156,13 +158,13 @@ async function bench(): Promise<void> {
 
     const self = fileURLToPath(import.meta.url);
     ours = child(...pinned(serverCpu, process.execPath, [self, '--serve', root]));
-    const ourPort = await Promise.race([
-      new Promise<number>((resolve) => {
+    const [ourPort, ourPump] = await Promise.race([
+      new Promise<[number, string]>((resolve) => {
         let out = '';
         ours!.proc.stdout!.on('data', (d: Buffer) => {
           out += d.toString();
-          const m = /port (\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
+          const m = /port (\d+) pump (\w+)/.exec(out);
+          if (m) resolve([Number(m[1]), m[2]!]);
         });
       }),
       ours.exited,
@@ -191,7 +193,9 @@ async function bench(): Promise<void> {
     ];
     const out = join(dir, 'fetched.bin');
     const pinNote = pin ? `, PIN=${pin}` : '';
-    console.log(`bench/tftp: ${sizeMiB} MiB, curl --tftp-blksize 1468, ${rounds} rounds, loopback${pinNote}`);
+    console.log(
+      `bench/tftp: ${sizeMiB} MiB, curl --tftp-blksize 1468, ${rounds} rounds, loopback${pinNote}, our data pump: ${ourPump}`,
+    );
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? contenders : [...contenders].reverse();
       const parts: string[] = [];
