@@ -13,7 +13,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { openStore, type StoreSpec } from '../src/db/open.js';
+import { connectionConfig } from '../src/db/postgres/connection.js';
 import type { Store } from '../src/db/store.js';
 import type { SchedHost } from '../src/scheduler/types.js';
 import type { TestPostgres } from '../test/helpers/postgres.js';
@@ -39,6 +42,10 @@ export interface StoreRun {
   /** Decisions that claimed a job. */
   claims: number[];
   replans: number;
+  /** Wall times by re-plans (index 3: 3 or more), all workers. */
+  byReplans: number[][];
+  /** Lost takes by reason, all workers. */
+  lostWhy: Record<string, number>;
   settled: number;
   ran: number;
   /** Jobs that passed, of all. */
@@ -84,6 +91,31 @@ async function populate(store: Store, hosts: readonly SchedHost[], defs: readonl
   return [...flights.values()].sort((a, b) => a.release - b.release);
 }
 
+/**
+ * Statistics for the freshly filled tables, as a lab's database has them (PostgreSQL's autovacuum
+ * gathers them within a minute or so of a change; sqlite's are kept by ANALYZE). Without them,
+ * PostgreSQL planned the queue's reads for empty tables and every decision cost 30 ms of server CPU
+ * instead of 9 (bench/scheduler, 2026-12-03).
+ */
+async function analyze(spec: StoreSpec): Promise<void> {
+  if (spec.kind === 'postgres') {
+    const c = new pg.Client(connectionConfig(spec.connection));
+    await c.connect();
+    try {
+      await c.query('ANALYZE');
+    } finally {
+      await c.end();
+    }
+  } else {
+    const db = new Database(spec.path);
+    try {
+      db.exec('ANALYZE');
+    } finally {
+      db.close();
+    }
+  }
+}
+
 export interface StorePhaseOptions {
   workers: number;
   maxJobsPerWorker: number;
@@ -104,6 +136,7 @@ async function oneRun(
   try {
     const p0 = performance.now();
     const flights = await populate(store, hosts, defs);
+    await analyze(spec);
     const populateS = (performance.now() - p0) / 1000;
     const script = join(dirname(fileURLToPath(import.meta.url)), 'scheduler-worker.js');
     const reports: Promise<WorkerReport>[] = [];
@@ -139,14 +172,17 @@ async function oneRun(
     const t0 = Date.now();
     const simNow = () => ((Date.now() - t0) / o.msPerHour) * HOUR;
     let next = 0;
+    let completed = 0;
     let makespanH: number | undefined;
     while (Date.now() - t0 < o.capMs) {
       while (next < flights.length && flights[next]!.release <= simNow()) {
         await store.lab.queueFlight(flights[next]!.flight, { by: 'bench' });
         next += 1;
       }
-      await store.lab.completeFlights();
-      if (next === flights.length && (await store.lab.labQueue()).flights.length === 0) {
+      // Counted, not read back with labQueue: reading the whole queue ten times a second took CPU
+      // from the workers being measured.
+      completed += (await store.lab.completeFlights()).length;
+      if (completed === flights.length) {
         makespanH = simNow() / HOUR;
         break;
       }
@@ -173,6 +209,8 @@ async function oneRun(
       calls: got.flatMap((r) => r.calls),
       claims: got.flatMap((r) => r.claims),
       replans: got.reduce((n, r) => n + r.replans, 0),
+      lostWhy: {},
+      byReplans: [0, 1, 2, 3].map((k) => got.flatMap((r) => r.byReplans[k] ?? [])),
       settled: got.reduce((n, r) => n + r.settled, 0),
       ran: got.reduce((n, r) => n + r.ran, 0),
       passed,
@@ -181,8 +219,10 @@ async function oneRun(
       populateS,
       inStore: {},
     };
-    for (const r of got)
+    for (const r of got) {
       for (const [k, v] of Object.entries(r.inStore)) run.inStore[k] = (run.inStore[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.lostWhy)) run.lostWhy[k] = (run.lostWhy[k] ?? 0) + v;
+    }
     if (makespanH !== undefined) run.makespanH = makespanH;
     return run;
   } finally {

@@ -61,6 +61,10 @@ export interface WorkerReport {
   /** Of those, the calls that claimed a job. */
   claims: number[];
   replans: number;
+  /** Wall times of the calls by how many times they re-planned (3 = 3 or more). */
+  byReplans: number[][];
+  /** Lost takes by reason (names blanked). */
+  lostWhy: Record<string, number>;
   settled: number;
   ran: number;
   errors: string[];
@@ -86,6 +90,8 @@ async function main(): Promise<void> {
     calls: [],
     claims: [],
     replans: 0,
+    lostWhy: {},
+    byReplans: [],
     settled: 0,
     ran: 0,
     errors: [],
@@ -112,6 +118,8 @@ async function main(): Promise<void> {
   const run = async (c: Claimed) => {
     const total = await runvar(c, 'bench_ms');
     const install = await runvar(c, 'bench_install_ms');
+    // As run-job does: the flight has started (and its definition is frozen from now on).
+    await store.markFlightStarted(c.flight);
     await store.setJobStatus(c.flight, c.job, 'running');
     const st = await store.startStep(c.flight, c.job, { testcase: 'ts-bench', testid: 'bench' });
     if (c.share?.action === 'start') {
@@ -158,7 +166,13 @@ async function main(): Promise<void> {
       }
       const ms = performance.now() - t0;
       report.calls.push(ms);
+      const k = Math.min(out.replans, 3);
+      report.byReplans[k] = [...(report.byReplans[k] ?? []), ms];
       report.replans += out.replans;
+      for (const w of out.lost) {
+        const k = w.replace(/\S*\/\S*|host \S+/g, (m) => (m.startsWith('host') ? 'host H' : 'F/J'));
+        report.lostWhy[k] = (report.lostWhy[k] ?? 0) + 1;
+      }
       report.settled += out.settled.length;
       if (!out.claimed) break;
       report.claims.push(ms);

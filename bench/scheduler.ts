@@ -495,6 +495,19 @@ if (storeRuns === 0) {
         `makespan ${r.makespanH === undefined ? 'cut short' : `${r.makespanH.toFixed(2)} h (ratio ${((r.makespanH * HOUR) / lb).toFixed(3)})`}  ` +
         `wall ${r.wallS.toFixed(0)} s (+${r.populateS.toFixed(0)} s to fill the store)  load ${loadavg()[0]!.toFixed(1)}`,
     );
+    console.log(
+      `           by re-plans: ${r.byReplans
+        .map((xs, k) =>
+          xs.length === 0
+            ? ''
+            : `${k}${k === 3 ? '+' : ''}: ${xs.length} calls p50 ${percentile(xs, 50).toFixed(1)} p99 ${percentile(xs, 99).toFixed(1)} ms`,
+        )
+        .filter((x) => x)
+        .join('; ')}`,
+    );
+    const lost = Object.entries(r.lostWhy).sort((x, y) => y[1] - x[1]);
+    if (lost.length > 0)
+      console.log(`           lost takes: ${lost.map(([k, v]) => `${v}× ${k}`).join('; ')}`);
     const total = r.calls.reduce((x, y) => x + y, 0);
     const parts = Object.entries(r.inStore).sort((x, y) => y[1] - x[1]);
     const stored = parts.reduce((x, [, v]) => x + v, 0);

@@ -11,7 +11,15 @@
  * transaction), and ts-hosts-allocate in lab mode for a job run outside a worker (`allocateForJob`).
  */
 import type { Config } from '../config/config.js';
-import type { HostShareRow, LabQueueJob, PastJobRun, QueuedFlight, ShareTake } from '../db/lab/types.js';
+import type {
+  HistoryAsk,
+  HostShareRow,
+  LabQueueJob,
+  PastJobRun,
+  QueuedFlight,
+  SchedulerHostRow,
+  ShareTake,
+} from '../db/lab/types.js';
 import type { Store } from '../db/store.js';
 import { SchedulerInputError } from './errors.js';
 import { estimateDuration, estimatesByHost, type PastRun } from './estimate.js';
@@ -32,6 +40,19 @@ import type {
 export const HEALTH_CHECK_RUNVAR = 'health_check_host';
 /** How far back job history is read for estimates and preferences. */
 const HISTORY_MS = 30 * 24 * 3600_000;
+/** Kept history is read again after this long even when no run has ended (old runs age out of HISTORY_MS). */
+const HISTORY_REFRESH_MS = 60_000;
+/** …and not before this long, even when one has. */
+const HISTORY_MIN_AGE_MS = 5_000;
+
+/** What schedulerState is asked about history, given the history kept. */
+function historyAsk(kept: { mark: number; read: Millis } | undefined, now: Millis): { history?: HistoryAsk } {
+  if (!kept) return {};
+  const age = now - kept.read;
+  if (age >= HISTORY_REFRESH_MS) return {};
+  if (age < HISTORY_MIN_AGE_MS) return { history: 'skip' };
+  return { history: { unlessMark: kept.mark } };
+}
 
 export interface AllocatorOptions {
   store: Store;
@@ -68,7 +89,7 @@ export const jobKey = (flight: string, job: string): string => `${flight}/${job}
 
 function schedHosts(
   config: Config,
-  hosts: Awaited<ReturnType<Store['listHosts']>>,
+  hosts: readonly SchedulerHostRow[],
   health: Map<string, string>,
   shares: HostShareRow[],
 ): SchedHost[] {
@@ -119,19 +140,115 @@ function toPastRuns(runs: readonly PastJobRun[]): PastRun[] {
   }));
 }
 
+const NO_RUNS: PastJobRun[] = [];
+
+/** What labSnapshot worked out per queued job and per job name, kept between decisions with a PlanCache. */
+class SnapshotMemo {
+  /** The hosts the per-host estimates are for. */
+  private hosts = '';
+  readonly reqs = new Map<
+    string,
+    {
+      sig: string;
+      runvars: Record<string, string>;
+      harness: string | null;
+      idents: string;
+      req: ReturnType<typeof jobRequirements>;
+    }
+  >();
+  /** By job name; `runs` is the history array they were worked out from. */
+  readonly estimates = new Map<
+    string,
+    {
+      runs: readonly PastJobRun[];
+      durationMs: number;
+      byHost: Record<string, number>;
+      prefs: NonNullable<QueuedJob['prefs']>;
+    }
+  >();
+  /** Job history as last read: the store's mark for it, when, and for which job names. */
+  history:
+    | {
+        mark: number;
+        read: Millis;
+        names: Set<string>;
+        runs: PastJobRun[];
+        byJob?: Map<string, PastJobRun[]>;
+      }
+    | undefined;
+  /** Definition runvars of queued flights that have started (frozen), by flight and job. */
+  readonly runvars = new Map<string, Map<string, Record<string, string>>>();
+
+  forHosts(hosts: string): void {
+    if (hosts !== this.hosts) {
+      this.hosts = hosts;
+      this.estimates.clear();
+    }
+    // Jobs leave the queue; keep a long-lived worker's memo from growing for ever.
+    if (this.reqs.size > 20_000) this.reqs.clear();
+    if (this.estimates.size > 20_000) this.estimates.clear();
+  }
+}
+const memos = new WeakMap<PlanCache, SnapshotMemo>();
+function memoFor(cache: PlanCache | undefined): SnapshotMemo {
+  if (!cache) return new SnapshotMemo();
+  let m = memos.get(cache);
+  if (!m) {
+    m = new SnapshotMemo();
+    memos.set(cache, m);
+  }
+  return m;
+}
+
 /** Reads the lab's state and the runnable queue; `extra` adds a job that is not queued for workers (a run-job by hand). */
 export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): Promise<LabSnapshot> {
   const { store, config } = o;
   const now = (o.now ?? Date.now)();
-  // Separate reads either way; at once, PostgreSQL serves them on several pooled connections.
-  const [hosts, health, shares, holds, queue, booked] = await Promise.all([
-    store.listHosts(),
-    store.lab.hostHealth(),
-    store.lab.listShares(),
-    store.lab.listHolds(),
-    store.lab.labQueue(),
-    store.lab.listReservations({ current: true, now }),
+  const names = extra ? [extra.job] : [];
+  const memo = memoFor(o.cache);
+  // One read of everything, at one moment (one round trip on PostgreSQL): with separate reads, a
+  // decision cost ~20 round trips and saw the lab at several moments. The definition runvars of
+  // flights that have started cannot change, so they are read once, not at every decision (they
+  // were most of the read: bench/scheduler).
+  const state = await store.lab.schedulerState({
+    now,
+    historySince: now - HISTORY_MS,
+    alsoJobs: names,
+    runvarsKnown: [...memo.runvars.keys()],
+    // Job history changes only when a run ends: read again when it may have (but not more often
+    // than every few seconds: estimates need no fresher history, and a busy lab's runs end all
+    // the time), and at least once a minute.
+    ...historyAsk(memo.history, now),
+  });
+  const { hosts, health, shares, holds, queue, reservations: booked } = state;
+  const queuedNames = new Set([
+    ...queue.jobs.filter((j) => j.status === 'queued').map((j) => j.job),
+    ...names,
   ]);
+  if (state.history || !memo.history) {
+    memo.history = { mark: state.historyMark, read: now, names: queuedNames, runs: state.history ?? [] };
+  } else {
+    // A queued job name the kept history was not read for (a flight of new jobs): read its history now.
+    const missing = [...queuedNames].filter((n) => !memo.history!.names.has(n));
+    if (missing.length > 0) {
+      const more = await store.lab.pastRuns(missing, { since: now - HISTORY_MS });
+      for (const n of missing) memo.history.names.add(n);
+      memo.history.runs = [...memo.history.runs, ...more].sort((a, b) => b.finished - a.finished);
+      delete memo.history.byJob;
+    }
+  }
+  const queued = new Set(queue.flights.map((f) => f.flight));
+  for (const f of memo.runvars.keys()) if (!queued.has(f)) memo.runvars.delete(f);
+  const started = new Set(queue.flights.filter((f) => f.started !== null).map((f) => f.flight));
+  for (const j of queue.jobs) {
+    const known = memo.runvars.get(j.flight);
+    if (known) j.runvars = known.get(j.job) ?? {};
+    else if (started.has(j.flight)) {
+      const m = new Map<string, Record<string, string>>();
+      for (const x of queue.jobs) if (x.flight === j.flight) m.set(x.job, x.runvars);
+      memo.runvars.set(j.flight, m);
+    }
+  }
   const snapHosts = schedHosts(config, hosts, new Map(health.map((h) => [h.host, h.state])), shares);
   const allocations: HeldAllocation[] = holds.map((h) => ({
     host: h.host,
@@ -162,8 +279,19 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
     healthChecks.push({ job: j, host: h });
     return false;
   });
-  const names = [...new Set([...planned.map((j) => j.job), ...(extra ? [extra.job] : [])])];
-  const history = await store.lab.pastRuns(names, { since: now - HISTORY_MS });
+  // By job name, made again only when the history was (so an unchanged name keeps its array, and
+  // its estimates below are known by that array alone).
+  const historyOf = memo.history.byJob ?? new Map<string, PastJobRun[]>();
+  if (!memo.history.byJob) {
+    for (const r of memo.history.runs) {
+      const l = historyOf.get(r.job);
+      if (l) l.push(r);
+      else historyOf.set(r.job, [r]);
+    }
+    memo.history.byJob = historyOf;
+  }
+  const snapHostNames = snapHosts.map((h) => h.name);
+  memo.forHosts(snapHostNames.join(','));
   const hostWait = config.int('FlightHostWait');
   const jobs = new Map<string, PlannedJob>();
   const bad = new Map<string, { job: LabQueueJob; why: string }>();
@@ -173,35 +301,64 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
     let defaultIdents: string[] | undefined = input.idents;
     try {
       if (!defaultIdents && lq && o.identsOf) defaultIdents = await o.identsOf(lq);
-      const req = jobRequirements({
-        flight: input.flight,
-        job: input.job,
-        runvars: input.runvars,
-        intended: null,
-        harness: o.harness,
-        ...(defaultIdents ? { defaultIdents } : {}),
-      });
-      const past = toPastRuns(history.filter((r) => r.job === input.job));
+      // A queued job's requirements and estimates are the same decision after decision until its
+      // runvars or its name's history change; working them out afresh for every queued job was most
+      // of a worker's CPU (bench/scheduler).
+      // Runvars of a started flight are the same object decision after decision (see runvarsKnown).
+      const idents = defaultIdents?.join(' ') ?? '';
+      let r = memo.reqs.get(key);
+      if (r && (r.harness !== o.harness || r.idents !== idents)) r = undefined;
+      if (r && r.runvars !== input.runvars) {
+        if (JSON.stringify(input.runvars) === r.sig) r.runvars = input.runvars;
+        else r = undefined;
+      }
+      if (!r) {
+        r = {
+          sig: JSON.stringify(input.runvars),
+          runvars: input.runvars,
+          harness: o.harness,
+          idents,
+          req: jobRequirements({
+            flight: input.flight,
+            job: input.job,
+            runvars: input.runvars,
+            intended: null,
+            harness: o.harness,
+            ...(defaultIdents ? { defaultIdents } : {}),
+          }),
+        };
+        memo.reqs.set(key, r);
+      }
+      const req = r.req;
+      const mine = historyOf.get(input.job) ?? NO_RUNS;
+      let e = memo.estimates.get(input.job);
+      if (e?.runs !== mine) {
+        const past = toPastRuns(mine);
+        const byHost = estimatesByHost(past, snapHostNames);
+        for (const k of Object.keys(byHost)) byHost[k] = Math.max(1, byHost[k]!);
+        const lastRanOn: Record<string, Millis> = {};
+        for (const x of mine) for (const h of x.hosts) lastRanOn[h] = Math.max(lastRanOn[h] ?? 0, x.finished);
+        // Newest first: the last run.
+        const last = mine[0];
+        e = {
+          runs: mine,
+          durationMs: Math.max(1, estimateDuration(past).ms),
+          byHost,
+          prefs: { lastRanOn, ...(last?.status === 'fail' ? { lastFailedHosts: last.hosts } : {}) },
+        };
+        memo.estimates.set(input.job, e);
+      }
       const qj: QueuedJob = {
         key,
         req,
-        durationMs: Math.max(1, estimateDuration(past).ms),
+        durationMs: e.durationMs,
         priority: input.priority,
         waitStart: input.waitStart,
+        prefs: e.prefs,
       };
-      if (req.idents.length === 1) {
-        const candidates = snapHosts.map((h) => h.name);
-        const byHost = estimatesByHost(past, candidates);
-        for (const k of Object.keys(byHost)) byHost[k] = Math.max(1, byHost[k]!);
-        if (Object.keys(byHost).length > 0) qj.durationByHost = byHost;
-      }
+      if (req.idents.length === 1 && Object.keys(e.byHost).length > 0) qj.durationByHost = e.byHost;
       const starve = input.starveAfterMs ?? (hostWait > 0 ? hostWait * 1000 : undefined);
       if (starve !== undefined) qj.starveAfterMs = starve;
-      const lastRanOn: Record<string, Millis> = {};
-      for (const r of history.filter((x) => x.job === input.job))
-        for (const h of r.hosts) lastRanOn[h] = Math.max(lastRanOn[h] ?? 0, r.finished);
-      const lastFail = history.find((r) => r.job === input.job);
-      qj.prefs = { lastRanOn, ...(lastFail?.status === 'fail' ? { lastFailedHosts: lastFail.hosts } : {}) };
       q.push(qj);
       jobs.set(key, {
         key,
@@ -276,12 +433,38 @@ export interface Claimed {
   healthCheck?: string;
 }
 
+/**
+ * The plan's decisions in the order this worker tries them: the jobs it may start now that share the
+ * first one's priority begin at a place that depends on the worker, so workers woken by the same
+ * change and planning the same lab do not all race for the same job (they start now either way, on
+ * different hosts); every other decision keeps its place.
+ */
+export function tryOrder(
+  decisions: readonly Decision[],
+  queue: readonly QueuedJob[],
+  worker: string,
+): Decision[] {
+  const prio = new Map(queue.map((j) => [j.key, j.priority]));
+  const now: Decision[] = decisions.filter((d) => d.kind === 'allocate');
+  if (now.length < 2) return [...decisions];
+  const first = prio.get(now[0]!.key);
+  const peers: Decision[] = now.filter((d) => prio.get(d.key) === first);
+  let h = 0;
+  for (const c of worker) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  const k = h % peers.length;
+  const turned = [...peers.slice(k), ...peers.slice(0, k)];
+  let i = 0;
+  return decisions.map((d) => (peers.includes(d) ? turned[i++]! : d));
+}
+
 export interface ClaimOutcome {
   claimed?: Claimed;
   /** Jobs ended without running (starved, or broken: no host can ever serve them, bad definition). */
   settled: { flight: string; job: string; status: 'starved' | 'broken'; reason: string }[];
   /** Times a write lost a race and the planner was asked again. */
   replans: number;
+  /** Why each lost take lost (the store's words), for diagnosis. */
+  lost: string[];
   /** Runnable jobs left waiting (with why), for display. */
   waiting: { key: string; reason: string }[];
 }
@@ -293,7 +476,13 @@ export interface ClaimOutcome {
 export async function claimNext(
   o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
 ): Promise<ClaimOutcome> {
-  const out: ClaimOutcome = { settled: [], replans: 0, waiting: [] };
+  return o.store.lab.deciding(() => decideNext(o));
+}
+
+async function decideNext(
+  o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
+): Promise<ClaimOutcome> {
+  const out: ClaimOutcome = { settled: [], replans: 0, waiting: [], lost: [] };
   const cache = o.cache ?? new PlanCache();
   for (;;) {
     const snap = await labSnapshot({ ...o, cache });
@@ -328,7 +517,7 @@ export async function claimNext(
     const p: Plan = plan(snap.snapshot, { cache });
     let lost = false;
     out.waiting = [];
-    for (const d of p.decisions) {
+    for (const d of tryOrder(p.decisions, snap.snapshot.queue, o.worker)) {
       const pj = snap.jobs.get(d.key)!;
       if (d.kind === 'starved' || d.kind === 'impossible') {
         const status = d.kind === 'starved' ? 'starved' : 'broken';
@@ -369,6 +558,7 @@ export async function claimNext(
         return out;
       }
       if (/draining|has ended/.test(r.why)) return out;
+      out.lost.push(r.why);
       // Someone else changed the lab since the snapshot: most often another worker, woken by the same
       // change, took this very job or its hosts. The plan's other decisions use other hosts, so try
       // them before reading the lab again (with 4 workers, re-planning at once on every lost race

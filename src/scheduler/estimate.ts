@@ -75,10 +75,23 @@ export function estimatesByHost(
   hosts: readonly string[],
   opts: EstimateOptions = {},
 ): Record<string, number> {
+  // What estimateDuration(history, { hosts: [h] }) says for each h, from one pass over the runs: a
+  // decision asks this for every queued job and every host (bench/scheduler).
+  const lastN = opts.lastN ?? 5;
+  const minSame = opts.minSameHost ?? 2;
+  const wanted = new Set(hosts);
+  const byHost = new Map<string, number[]>();
+  for (const r of complete(history))
+    for (const h of new Set(r.hosts)) {
+      if (!wanted.has(h)) continue;
+      const l = byHost.get(h) ?? [];
+      if (l.length < lastN) l.push(r.durationMs);
+      byHost.set(h, l);
+    }
   const out: Record<string, number> = {};
   for (const h of hosts) {
-    const e = estimateDuration(history, { ...opts, hosts: [h] });
-    if (e.basis === 'same-host') out[h] = e.ms;
+    const l = byHost.get(h);
+    if (l && l.length >= minSame) out[h] = median(l);
   }
   return out;
 }

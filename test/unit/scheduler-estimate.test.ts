@@ -45,6 +45,29 @@ describe('duration estimates', () => {
     expect(estimatesByHost(history, ['a', 'b', 'c'])).toEqual({ a: 11 * MIN, b: 45 * MIN });
   });
 
+  it('per-host estimates agree with estimateDuration on each host (random histories, pairs included)', () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    for (let k = 0; k < 200; k++) {
+      const h: PastRun[] = [];
+      for (let i = rnd(25); i > 0; i--) {
+        const hosts = rnd(3) === 0 ? [names[rnd(5)]!, names[rnd(5)]!] : [names[rnd(5)]!];
+        h.push(run(hosts, 1 + rnd(90), rnd(1000), rnd(6) === 0 ? 'broken' : 'pass'));
+      }
+      const opts = { lastN: 1 + rnd(6), minSameHost: 1 + rnd(3) };
+      const want: Record<string, number> = {};
+      for (const x of names) {
+        const e = estimateDuration(h, { ...opts, hosts: [x] });
+        if (e.basis === 'same-host') want[x] = e.ms;
+      }
+      expect(estimatesByHost(h, names, opts)).toEqual(want);
+    }
+  });
+
   it('a default for a job never seen; a bad duration is refused', () => {
     expect(estimateDuration([], { defaultMs: 2 * HOUR })).toEqual({
       ms: 2 * HOUR,

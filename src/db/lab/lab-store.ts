@@ -14,10 +14,11 @@ import { isFinalJobStatus, isJobStatus, type JobStatus, nextJobStatus } from '..
 import { ConflictError, NotFoundError, StoreError } from '../errors.js';
 import { checkHostIdent, checkHostName, checkNonEmpty } from '../names.js';
 import type { Millis } from '../types.js';
-import { type Dialect, type LabDriver, sql, type TxBody } from './driver.js';
+import { batch, type Dialect, type LabDriver, query, type Stmt, sql, type TxBody } from './driver.js';
 import {
   type HealthChange,
   type HealthState,
+  type HistoryAsk,
   type Hold,
   type HoldEvent,
   type HostHealthRecord,
@@ -35,10 +36,15 @@ import {
   RESERVATION_KINDS,
   type ReapResult,
   type ReservationKind,
+  type SchedulerHostRow,
+  type SchedulerState,
   type TakeHosts,
   type TakeResult,
   type Worker,
 } from './types.js';
+
+/** pg_advisory_lock's key for workers' allocation decisions (two int4s: "osst", "decd"). */
+const DECIDING_LOCK = [0x6f737374, 0x64656364];
 
 /** The LISTEN/NOTIFY channel workers wait on. */
 export const LAB_CHANNEL = 'osstest_lab';
@@ -142,6 +148,184 @@ function holdsSql(d: Dialect, whereA: string, whereS: string): string {
 ) AS u ORDER BY host${d.c}, flight${d.c}, job${d.c}`;
 }
 
+interface QueuedFlightRow {
+  flight: string;
+  queued: number;
+  priority: number | null;
+  queued_by: string;
+  intended: string;
+  blessing: string;
+  started: number | null;
+}
+const queuedFlightsSql = (d: Dialect) =>
+  `SELECT q.flight, q.queued, q.priority, q.queued_by, f.intended, f.blessing, f.started
+   FROM queued_flights q JOIN flights f ON f.flight = q.flight ORDER BY q.queued, q.flight${d.c}`;
+
+interface QueueJobRow {
+  flight: string;
+  job: string;
+  recipe: string;
+  status: string;
+  claimed_by: string | null;
+  last_finished: number | null;
+}
+const queueJobsSql = (d: Dialect) =>
+  `SELECT j.flight, j.job, j.recipe, j.status, c.worker AS claimed_by,
+     -- Only a dependency's end is wanted (a queued job has not ended): one index probe per job less.
+     CASE WHEN j.status <> 'queued'
+       THEN (SELECT MAX(s.finished) FROM steps s WHERE s.flight = j.flight AND s.job = j.job) END AS last_finished
+   FROM jobs j JOIN queued_flights q ON q.flight = j.flight
+   LEFT JOIN job_claims c ON c.flight = j.flight AND c.job = j.job
+   ORDER BY j.flight${d.c}, j.job${d.c}`;
+
+interface RunvarRow {
+  flight: string;
+  job: string;
+  name: string;
+  val: string;
+}
+/** Definition runvars of queued flights' jobs, but for the `known` (a `?` each) flights'. */
+function queueRunvarsSql(known: number): string {
+  // Not joined to jobs: joining let PostgreSQL, with statistics not yet caught up on a freshly made
+  // flight, pick a plan 100 times slower (bench/scheduler).
+  return `SELECT r.flight, r.job, r.name, r.val FROM runvars r
+   JOIN queued_flights q ON q.flight = r.flight
+   WHERE NOT r.synth ${known > 0 ? `AND r.flight NOT IN (${placeholders(known)})` : ''}`;
+}
+
+function toLabQueue(fs: QueuedFlightRow[], jobs: QueueJobRow[], vars: RunvarRow[]): LabQueue {
+  const byJob = new Map<string, Record<string, string>>();
+  for (const v of vars) {
+    const k = `${v.flight}\0${v.job}`;
+    const m = byJob.get(k) ?? {};
+    m[v.name] = v.val;
+    byJob.set(k, m);
+  }
+  const listed = new Set(fs.map((r) => r.flight));
+  return {
+    flights: fs.map(
+      (r): QueuedFlight => ({
+        flight: r.flight,
+        queued: Number(r.queued),
+        priority: r.priority === null ? null : Number(r.priority),
+        queuedBy: r.queued_by,
+        intended: r.intended,
+        blessing: r.blessing,
+        started: r.started === null ? null : Number(r.started),
+      }),
+    ),
+    // READ COMMITTED on PostgreSQL (labQueue): a flight queued between the first SELECT and the
+    // second has jobs here but no row above; it is seen whole by the next look.
+    jobs: jobs
+      .filter((r) => listed.has(r.flight))
+      .map(
+        (r): LabQueueJob => ({
+          flight: r.flight,
+          job: r.job,
+          recipe: r.recipe,
+          status: r.status as JobStatus,
+          claimedBy: r.claimed_by,
+          runvars: byJob.get(`${r.flight}\0${r.job}`) ?? {},
+          lastFinished: r.last_finished === null ? null : Number(r.last_finished),
+        }),
+      ),
+  };
+}
+
+interface ShareRow {
+  host: string;
+  type: string;
+  harness: string;
+  state: string;
+  slots: number;
+  wear: number;
+  wear_limit: number;
+  created: number;
+  holders: number;
+}
+const sharesSql = (d: Dialect) =>
+  `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit, h.created,
+     (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders
+   FROM host_shares h ORDER BY h.host${d.c}`;
+const toShare = (r: ShareRow): HostShareRow => ({
+  host: r.host,
+  type: r.type,
+  harness: r.harness,
+  state: r.state as 'prep' | 'ready',
+  slots: Number(r.slots),
+  wear: Number(r.wear),
+  wearLimit: Number(r.wear_limit),
+  created: Number(r.created),
+  holders: Number(r.holders),
+});
+
+/** Every host's health (good when never judged), or one host's with `one` (a `?` for its name). */
+const healthSql = (d: Dialect, one: boolean) =>
+  `SELECT h.name AS host, COALESCE(x.state, 'good') AS state, COALESCE(x.reason, '') AS reason, x.since,
+     COALESCE(x.broken_streak, 0) AS broken_streak, x.check_flight, x.check_queued
+   FROM hosts h LEFT JOIN host_health x ON x.host = h.name
+   ${one ? 'WHERE h.name = ?' : ''} ORDER BY h.name${d.c}`;
+
+/**
+ * Changes whenever a job's history can have: a run ends by giving its hosts back, which is a new
+ * `release` row in allocation_log (found by walking its primary key back from the newest row; not
+ * MAX(id) of every row, which every allocation changes too).
+ */
+const HISTORY_MARK =
+  "(SELECT COALESCE((SELECT id FROM allocation_log WHERE event = 'release' ORDER BY id DESC LIMIT 1), 0))";
+
+interface PastRunRow {
+  flight: string;
+  job: string;
+  status: string;
+  started: number | null;
+  finished: number | null;
+}
+interface PastRunHostRow {
+  flight: string;
+  job: string;
+  host: string;
+}
+/** `IN (…)` for the names of queued flights' queued jobs plus `extra` more (`?` each). */
+const queuedJobNames = (extra: number) =>
+  `(SELECT qj.job FROM jobs qj JOIN queued_flights qq ON qq.flight = qj.flight WHERE qj.status = 'queued'
+    ${extra > 0 ? `UNION SELECT * FROM (VALUES ${Array.from({ length: extra }, () => '(?)').join(', ')}) AS x` : ''})`;
+/**
+ * Pass/fail runs of the jobs named `names` (an IN list) since a time (`?`), and `also` (a condition
+ * with its own `?`s), at most `?` per name, newest first.
+ */
+const pastRunsSql = (names: string, also = '') =>
+  `SELECT flight, job, status, started, finished FROM (
+     SELECT j.flight, j.job, j.status, MIN(s.started) AS started, MAX(s.finished) AS finished,
+       ROW_NUMBER() OVER (PARTITION BY j.job ORDER BY MAX(s.finished) DESC) AS n
+     FROM jobs j JOIN steps s ON s.flight = j.flight AND s.job = j.job
+     WHERE j.job IN ${names} AND j.status IN ('pass', 'fail') AND s.started >= ? ${also}
+     GROUP BY j.flight, j.job, j.status
+   ) AS r WHERE n <= ? ORDER BY finished DESC`;
+/** The hosts those jobs were given since a time (`?`), and `also`. */
+const pastRunHostsSql = (names: string, also = '') =>
+  `SELECT DISTINCT flight, job, host FROM allocation_log
+   WHERE event = 'allocate' AND job IN ${names} AND at >= ? ${also}`;
+function toPastRuns(runs: PastRunRow[], hosts: PastRunHostRow[]): PastJobRun[] {
+  const byRun = new Map<string, string[]>();
+  for (const h of hosts) {
+    const k = `${h.flight}\0${h.job}`;
+    const l = byRun.get(k) ?? [];
+    l.push(h.host);
+    byRun.set(k, l);
+  }
+  return runs
+    .filter((r) => r.started !== null && r.finished !== null)
+    .map((r) => ({
+      flight: r.flight,
+      job: r.job,
+      status: r.status as JobStatus,
+      started: Number(r.started),
+      finished: Number(r.finished),
+      hosts: (byRun.get(`${r.flight}\0${r.job}`) ?? []).sort(),
+    }));
+}
+
 function checkMs(what: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 0)
     throw new StoreError(`${what} must be a whole number of ms ≥ 0, not ${v}`);
@@ -159,12 +343,12 @@ function* notify(d: Dialect, what: string): TxBody<void> {
   if (d.pg) yield* sql('SELECT pg_notify(?, ?)', LAB_CHANNEL, what);
 }
 
-function* logHold(
+function logHoldStmt(
   h: Omit<Hold, 'allocated' | 'leaseUntil' | 'expectedEnd'>,
   event: 'allocate' | 'release',
   at: Millis,
-): TxBody<void> {
-  yield* sql(
+): Stmt {
+  return query(
     'INSERT INTO allocation_log (host, flight, job, ident, event, at, share) VALUES (?, ?, ?, ?, ?, ?, ?)',
     h.host,
     h.flight,
@@ -174,6 +358,15 @@ function* logHold(
     at,
     h.share,
   );
+}
+
+function* logHold(
+  h: Omit<Hold, 'allocated' | 'leaseUntil' | 'expectedEnd'>,
+  event: 'allocate' | 'release',
+  at: Millis,
+): TxBody<void> {
+  const st = logHoldStmt(h, event, at);
+  yield* sql(st.sql, ...st.params);
 }
 
 function* hostEvent(host: string, kind: string, detail: string, at: Millis): TxBody<void> {
@@ -393,8 +586,8 @@ export class LabStoreImpl implements LabStore {
       throw new StoreError(`flight ${flight}: priority must be a whole number, not ${priority}`);
     const now = opts.now ?? Date.now();
     return this.db.tx('queueFlight', function* (d) {
-      const f = (yield* sql<{ intended: string; blessing: string }>(
-        `SELECT intended, blessing FROM flights WHERE flight = ? ${d.lock('FOR SHARE')}`,
+      const f = (yield* sql<{ intended: string; blessing: string; started: number | null }>(
+        `SELECT intended, blessing, started FROM flights WHERE flight = ? ${d.lock('FOR SHARE')}`,
         flight,
       ))[0];
       if (!f) throw new NotFoundError(`no flight '${flight}'`);
@@ -421,80 +614,103 @@ export class LabStoreImpl implements LabStore {
         queuedBy: r.queued_by,
         intended: f.intended,
         blessing: f.blessing,
+        started: f.started === null ? null : Number(f.started),
       };
     });
   }
 
   async labQueue(): Promise<LabQueue> {
     return this.db.tx('labQueue', function* (d) {
-      const fs = yield* sql<{
-        flight: string;
-        queued: number;
-        priority: number | null;
-        queued_by: string;
-        intended: string;
-        blessing: string;
-      }>(
-        `SELECT q.flight, q.queued, q.priority, q.queued_by, f.intended, f.blessing
-         FROM queued_flights q JOIN flights f ON f.flight = q.flight ORDER BY q.queued, q.flight${d.c}`,
-      );
-      const jobs = yield* sql<{
-        flight: string;
-        job: string;
-        recipe: string;
-        status: string;
-        claimed_by: string | null;
-        last_finished: number | null;
-      }>(
-        `SELECT j.flight, j.job, j.recipe, j.status, c.worker AS claimed_by,
-           (SELECT MAX(s.finished) FROM steps s WHERE s.flight = j.flight AND s.job = j.job) AS last_finished
-         FROM jobs j JOIN queued_flights q ON q.flight = j.flight
-         LEFT JOIN job_claims c ON c.flight = j.flight AND c.job = j.job
-         ORDER BY j.flight${d.c}, j.job${d.c}`,
-      );
-      const vars = yield* sql<{ flight: string; job: string; name: string; val: string }>(
-        // Every job's, not only the queued ones': joining jobs here let PostgreSQL, with statistics
-        // not yet caught up on a freshly made flight, pick a plan 100 times slower (bench/scheduler).
-        `SELECT r.flight, r.job, r.name, r.val FROM runvars r
-         JOIN queued_flights q ON q.flight = r.flight
-         WHERE NOT r.synth`,
-      );
-      const byJob = new Map<string, Record<string, string>>();
-      for (const v of vars) {
-        const k = `${v.flight}\0${v.job}`;
-        const m = byJob.get(k) ?? {};
-        m[v.name] = v.val;
-        byJob.set(k, m);
-      }
-      const listed = new Set(fs.map((r) => r.flight));
-      return {
-        flights: fs.map(
-          (r): QueuedFlight => ({
-            flight: r.flight,
-            queued: Number(r.queued),
-            priority: r.priority === null ? null : Number(r.priority),
-            queuedBy: r.queued_by,
-            intended: r.intended,
-            blessing: r.blessing,
-          }),
-        ),
-        // READ COMMITTED on PostgreSQL: a flight queued between the first SELECT and the second has
-        // jobs here but no row above; it is seen whole by the next look.
-        jobs: jobs
-          .filter((r) => listed.has(r.flight))
-          .map(
-            (r): LabQueueJob => ({
-              flight: r.flight,
-              job: r.job,
-              recipe: r.recipe,
-              status: r.status as JobStatus,
-              claimedBy: r.claimed_by,
-              runvars: byJob.get(`${r.flight}\0${r.job}`) ?? {},
-              lastFinished: r.last_finished === null ? null : Number(r.last_finished),
-            }),
-          ),
-      };
+      const fs = yield* sql<QueuedFlightRow>(queuedFlightsSql(d));
+      const jobs = yield* sql<QueueJobRow>(queueJobsSql(d));
+      const vars = yield* sql<RunvarRow>(queueRunvarsSql(0));
+      return toLabQueue(fs, jobs, vars);
     });
+  }
+
+  async schedulerState(opts: {
+    now: Millis;
+    historySince: Millis;
+    alsoJobs?: readonly string[];
+    runvarsKnown?: readonly string[];
+    history?: HistoryAsk;
+  }): Promise<SchedulerState> {
+    const also = [...new Set(opts.alsoJobs ?? [])];
+    const known = [...new Set(opts.runvarsKnown ?? [])];
+    // The history's statements do nothing when told to skip, or when the mark is the caller's (a
+    // condition PostgreSQL and sqlite evaluate once, before reading any row); -1 is never a mark.
+    const ask = opts.history;
+    const from = ask === undefined || ask === 'skip' ? -1 : ask.unlessMark;
+    const unlessMarkIs = ask === 'skip' ? 'AND 1 = 0 AND -1 <> ?' : `AND ${HISTORY_MARK} <> ?`;
+    for (const j of also) checkNonEmpty('job', j);
+    return this.db.tx(
+      'schedulerState',
+      function* (d) {
+        const [
+          hosts,
+          flags,
+          props,
+          health,
+          shares,
+          holds,
+          fs,
+          jobs,
+          vars,
+          reservations,
+          runs,
+          runHosts,
+          marks,
+        ] = yield* batch([
+          query<{ name: string }>(`SELECT name FROM hosts ORDER BY name${d.c}`),
+          query<{ host: string; flag: string }>(`SELECT host, flag FROM host_flags ORDER BY flag${d.c}`),
+          query<{ host: string; name: string; val: string }>('SELECT host, name, val FROM host_props'),
+          query<HealthRow>(healthSql(d, false)),
+          query<ShareRow>(sharesSql(d)),
+          query<HoldRow>(holdsSql(d, '1 = 1', '1 = 1')),
+          query<QueuedFlightRow>(queuedFlightsSql(d)),
+          query<QueueJobRow>(queueJobsSql(d)),
+          query<RunvarRow>(queueRunvarsSql(known.length), ...known),
+          query<ReservationRow>(
+            `SELECT ${RESERVATION_COLS} FROM reservations WHERE ends > ? ORDER BY starts, host${d.c}, id`,
+            opts.now,
+          ),
+          query<PastRunRow>(
+            pastRunsSql(queuedJobNames(also.length), unlessMarkIs),
+            ...also,
+            opts.historySince,
+            from,
+            20,
+          ),
+          query<PastRunHostRow>(
+            pastRunHostsSql(queuedJobNames(also.length), unlessMarkIs),
+            ...also,
+            opts.historySince,
+            from,
+          ),
+          query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
+        ]);
+        const mark = Number(marks[0]!.mark);
+        const byHost = new Map<string, SchedulerHostRow>(
+          hosts.map((h) => [h.name, { name: h.name, flags: [], props: {} }]),
+        );
+        for (const f of flags) byHost.get(f.host)?.flags.push(f.flag);
+        for (const p of props) {
+          const h = byHost.get(p.host);
+          if (h) h.props[p.name] = p.val;
+        }
+        return {
+          hosts: [...byHost.values()],
+          health: health.map(toHealth),
+          shares: shares.map(toShare),
+          holds: holds.map(toHold),
+          queue: toLabQueue(fs, jobs, vars),
+          reservations: reservations.map(toReservation),
+          historyMark: mark,
+          ...(ask === 'skip' || mark === from ? {} : { history: toPastRuns(runs, runHosts) }),
+        };
+      },
+      { readOnly: true },
+    );
   }
 
   async completeFlights(): Promise<{ flight: string; blessing: string }[]> {
@@ -573,73 +789,95 @@ export class LabStoreImpl implements LabStore {
     const expectedEnd = t.expectedEnd ?? null;
     return this.db.tx('takeHosts', function* (d): TxBody<TakeResult> {
       const { flight, job } = t;
-      if (t.claimFor !== undefined) {
-        const w = (yield* sql<{ draining: number; ended: number | null }>(
-          `SELECT draining, ended FROM workers WHERE id = ? ${d.lock('FOR SHARE')}`,
-          t.claimFor,
-        ))[0];
+      const claim = t.claimFor !== undefined;
+      const inList = placeholders(names.length);
+      // Every read in one round trip on PostgreSQL, its locks taken in the usual order (worker, job,
+      // hosts); the checks follow in code, then the writes and COMMIT in a second round trip.
+      const [workers, jobs, claims, locked, found, allocs, health, shares, reservedRows] = yield* batch([
+        claim
+          ? query<{ draining: number; ended: number | null }>(
+              `SELECT draining, ended FROM workers WHERE id = ? ${d.lock('FOR SHARE')}`,
+              t.claimFor,
+            )
+          : query<{ draining: number; ended: number | null }>('SELECT 0 AS draining, NULL AS ended'),
+        query<{ status: string }>(
+          `SELECT status FROM jobs WHERE flight = ? AND job = ? ${claim ? d.lock('FOR NO KEY UPDATE SKIP LOCKED') : ''}`,
+          flight,
+          job,
+        ),
+        query<{ worker: string }>('SELECT worker FROM job_claims WHERE flight = ? AND job = ?', flight, job),
+        // A worker's claim skips hosts another transaction is taking or giving back this moment (it
+        // tries its plan's other jobs, and hears the NOTIFY when that commits) instead of queueing
+        // behind it only to find the host gone; the existence check below tells the two apart.
+        query<{ name: string }>(
+          `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock(claim ? 'FOR UPDATE SKIP LOCKED' : 'FOR UPDATE')}`,
+          ...names,
+        ),
+        query<{ name: string }>(`SELECT name FROM hosts WHERE name IN (${inList})`, ...names),
+        query<{ host: string; flight: string; job: string; ident: string }>(
+          `SELECT host, flight, job, ident FROM allocations WHERE host IN (${inList})`,
+          ...names,
+        ),
+        query<{ host: string; state: string }>(
+          `SELECT host, state FROM host_health WHERE host IN (${inList})`,
+          ...names,
+        ),
+        query<{
+          host: string;
+          type: string;
+          harness: string;
+          state: string;
+          slots: number;
+          wear: number;
+          wear_limit: number;
+          holders: number;
+          mine: number;
+        }>(
+          `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
+             (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
+             (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
+           FROM host_shares h WHERE h.host IN (${inList})`,
+          flight,
+          job,
+          ...names,
+        ),
+        // A host under a reservation now (a blockage, taken by hand) goes to nobody, health checks included.
+        query<ReservationRow>(
+          `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts <= ? AND ends > ?`,
+          ...names,
+          now,
+          now,
+        ),
+      ]);
+      if (claim) {
+        const w = workers[0];
         if (!w) throw new NotFoundError(`no worker '${t.claimFor}'`);
         if (w.ended !== null) return { ok: false, why: `worker ${t.claimFor} has ended` };
         if (Number(w.draining) !== 0) return { ok: false, why: `worker ${t.claimFor} is draining` };
-        const j = (yield* sql<{ status: string }>(
-          `SELECT status FROM jobs WHERE flight = ? AND job = ? ${d.lock('FOR NO KEY UPDATE SKIP LOCKED')}`,
-          flight,
-          job,
-        ))[0];
+        const j = jobs[0];
         if (!j) return { ok: false, why: `${flight}/${job} is being taken by someone else, or is gone` };
         if (j.status !== 'queued') return { ok: false, why: `${flight}/${job} is ${j.status}` };
-        const c = (yield* sql<{ worker: string }>(
-          'SELECT worker FROM job_claims WHERE flight = ? AND job = ?',
-          flight,
-          job,
-        ))[0];
+        const c = claims[0];
         if (c) return { ok: false, why: `${flight}/${job} is claimed by worker ${c.worker}` };
-      } else {
-        const j = yield* sql('SELECT 1 FROM jobs WHERE flight = ? AND job = ?', flight, job);
-        if (j.length === 0) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
-      }
-      const inList = placeholders(names.length);
-      const found = yield* sql<{ name: string }>(
-        `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock('FOR UPDATE')}`,
-        ...names,
-      );
+      } else if (jobs.length === 0) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
       const missing = names.filter((n) => !found.some((f) => f.name === n));
       if (missing.length > 0) return { ok: false, why: `no host ${missing.join(', ')}` };
-      const allocs = yield* sql<{ host: string; flight: string; job: string; ident: string }>(
-        `SELECT host, flight, job, ident FROM allocations WHERE host IN (${inList})`,
-        ...names,
-      );
-      const health = yield* sql<{ host: string; state: string }>(
-        `SELECT host, state FROM host_health WHERE host IN (${inList})`,
-        ...names,
-      );
-      const shares = yield* sql<{
-        host: string;
-        type: string;
-        harness: string;
-        state: string;
-        slots: number;
-        wear: number;
-        wear_limit: number;
-        holders: number;
-        mine: number;
-      }>(
-        `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
-           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
-           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
-         FROM host_shares h WHERE h.host IN (${inList})`,
-        flight,
-        job,
-        ...names,
-      );
-      // A host under a reservation now (a blockage, taken by hand) goes to nobody, health checks included.
-      const reserved = (yield* sql<ReservationRow>(
-        `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts <= ? AND ends > ?`,
-        ...names,
-        now,
-        now,
-      )).map(toReservation);
-      const inserts: Array<() => TxBody<void>> = [];
+      const busy = names.filter((n) => !locked.some((f) => f.name === n));
+      if (busy.length > 0)
+        return { ok: false, why: `host ${busy.join(', ')} is being taken or given back by someone else` };
+      const reserved = reservedRows.map(toReservation);
+      const writes: Stmt[] = [];
+      const hold = (table: 'allocations' | 'share_holders', ident: string, h: string) =>
+        query(
+          `INSERT INTO ${table} (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          h,
+          flight,
+          job,
+          ident,
+          now,
+          lease,
+          expectedEnd,
+        );
       for (const want of t.holds) {
         const h = want.host;
         const st = health.find((x) => x.host === h)?.state ?? 'good';
@@ -665,30 +903,21 @@ export class LabStoreImpl implements LabStore {
           if (holders >= Number(sh.slots)) return { ok: false, why: `every slot of ${h} is taken` };
           if (Number(sh.wear) >= Number(sh.wear_limit))
             return { ok: false, why: `share of ${h} is worn out` };
-          inserts.push(function* () {
-            yield* sql('UPDATE host_shares SET wear = wear + 1 WHERE host = ?', h);
-            yield* sql(
-              'INSERT INTO share_holders (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
-              h,
-              flight,
-              job,
-              want.ident,
-              now,
-              lease,
-              expectedEnd,
-            );
-            yield* logHold({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now);
-          });
+          writes.push(
+            query('UPDATE host_shares SET wear = wear + 1 WHERE host = ?', h),
+            hold('share_holders', want.ident, h),
+            logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
+          );
           continue;
         }
         if (holders > 0) return { ok: false, why: `host ${h} is shared by ${holders} job(s)` };
         if (sa?.action === 'start') {
           if (sa.slots < 1 || sa.wearLimit < 1)
             throw new StoreError(`share of ${h}: slots and wear limit must be ≥ 1`);
-          inserts.push(function* () {
+          writes.push(
             // An idle share left on the host ends here: the host is prepared afresh.
-            yield* sql('DELETE FROM host_shares WHERE host = ?', h);
-            yield* sql(
+            query('DELETE FROM host_shares WHERE host = ?', h),
+            query(
               `INSERT INTO host_shares (host, type, harness, state, slots, wear, wear_limit, created)
                VALUES (?, ?, ?, 'prep', ?, 1, ?, ?)`,
               h,
@@ -697,49 +926,32 @@ export class LabStoreImpl implements LabStore {
               sa.slots,
               sa.wearLimit,
               now,
-            );
-            yield* sql(
-              'INSERT INTO share_holders (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
-              h,
-              flight,
-              job,
-              want.ident,
-              now,
-              lease,
-              expectedEnd,
-            );
-            yield* logHold({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now);
-          });
+            ),
+            hold('share_holders', want.ident, h),
+            logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
+          );
           continue;
         }
-        inserts.push(function* () {
-          if (sh) yield* sql('DELETE FROM host_shares WHERE host = ?', h);
-          yield* sql(
-            'INSERT INTO allocations (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)',
-            h,
-            flight,
-            job,
-            want.ident,
-            now,
-            lease,
-            expectedEnd,
-          );
-          yield* logHold({ host: h, flight, job, ident: want.ident, share: null }, 'allocate', now);
-        });
-      }
-      // Every check passed: now, and only now, write.
-      for (const ins of inserts) yield* ins();
-      if (t.claimFor !== undefined) {
-        yield* sql(
-          'INSERT INTO job_claims (flight, job, worker, claimed, renewed, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
-          flight,
-          job,
-          t.claimFor,
-          now,
-          now,
-          lease ?? now,
+        if (sh) writes.push(query('DELETE FROM host_shares WHERE host = ?', h));
+        writes.push(
+          hold('allocations', want.ident, h),
+          logHoldStmt({ host: h, flight, job, ident: want.ident, share: null }, 'allocate', now),
         );
       }
+      if (claim)
+        writes.push(
+          query(
+            'INSERT INTO job_claims (flight, job, worker, claimed, renewed, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
+            flight,
+            job,
+            t.claimFor,
+            now,
+            now,
+            lease ?? now,
+          ),
+        );
+      // Every check passed: now, and only now, write.
+      if (writes.length > 0) yield* batch(writes, { commit: true });
       return { ok: true };
     });
   }
@@ -775,32 +987,7 @@ export class LabStoreImpl implements LabStore {
 
   async listShares(): Promise<HostShareRow[]> {
     return this.db.tx('listShares', function* (d) {
-      const rows = yield* sql<{
-        host: string;
-        type: string;
-        harness: string;
-        state: string;
-        slots: number;
-        wear: number;
-        wear_limit: number;
-        created: number;
-        holders: number;
-      }>(
-        `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit, h.created,
-           (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders
-         FROM host_shares h ORDER BY h.host${d.c}`,
-      );
-      return rows.map((r) => ({
-        host: r.host,
-        type: r.type,
-        harness: r.harness,
-        state: r.state as 'prep' | 'ready',
-        slots: Number(r.slots),
-        wear: Number(r.wear),
-        wearLimit: Number(r.wear_limit),
-        created: Number(r.created),
-        holders: Number(r.holders),
-      }));
+      return (yield* sql<ShareRow>(sharesSql(d))).map(toShare);
     });
   }
 
@@ -968,45 +1155,19 @@ export class LabStoreImpl implements LabStore {
   async pastRuns(jobs: readonly string[], opts: { since: Millis; limit?: number }): Promise<PastJobRun[]> {
     if (jobs.length === 0) return [];
     const names = [...new Set(jobs)];
-    const limit = opts.limit ?? 20 * names.length;
-    return this.db.tx('pastRuns', function* () {
-      const inList = placeholders(names.length);
-      const runs = yield* sql<{
-        flight: string;
-        job: string;
-        status: string;
-        started: number;
-        finished: number;
-      }>(
-        `SELECT j.flight, j.job, j.status, MIN(s.started) AS started, MAX(s.finished) AS finished
-         FROM jobs j JOIN steps s ON s.flight = j.flight AND s.job = j.job
-         WHERE j.job IN (${inList}) AND j.status IN ('pass', 'fail') AND s.started >= ?
-         GROUP BY j.flight, j.job, j.status
-         ORDER BY MAX(s.finished) DESC LIMIT ?`,
-        ...names,
-        opts.since,
-        limit,
-      );
-      const hosts = yield* sql<{ flight: string; job: string; host: string }>(
-        `SELECT DISTINCT flight, job, host FROM allocation_log
-         WHERE event = 'allocate' AND job IN (${inList}) AND at >= ?`,
-        ...names,
-        opts.since,
-      );
-      return runs
-        .filter((r) => r.started !== null && r.finished !== null)
-        .map((r) => ({
-          flight: r.flight,
-          job: r.job,
-          status: r.status as JobStatus,
-          started: Number(r.started),
-          finished: Number(r.finished),
-          hosts: hosts
-            .filter((h) => h.flight === r.flight && h.job === r.job)
-            .map((h) => h.host)
-            .sort(),
-        }));
-    });
+    const limit = opts.limit ?? 20;
+    const inList = `(${placeholders(names.length)})`;
+    return this.db.tx(
+      'pastRuns',
+      function* () {
+        const [runs, hosts] = yield* batch([
+          query<PastRunRow>(pastRunsSql(inList), ...names, opts.since, limit),
+          query<PastRunHostRow>(pastRunHostsSql(inList), ...names, opts.since),
+        ]);
+        return toPastRuns(runs, hosts);
+      },
+      { readOnly: true },
+    );
   }
 
   // ---- health
@@ -1014,10 +1175,7 @@ export class LabStoreImpl implements LabStore {
   async hostHealth(host?: string): Promise<HostHealthRecord[]> {
     return this.db.tx('hostHealth', function* (d) {
       const rows = yield* sql<HealthRow>(
-        `SELECT h.name AS host, COALESCE(x.state, 'good') AS state, COALESCE(x.reason, '') AS reason, x.since,
-           COALESCE(x.broken_streak, 0) AS broken_streak, x.check_flight, x.check_queued
-         FROM hosts h LEFT JOIN host_health x ON x.host = h.name
-         ${host === undefined ? '' : 'WHERE h.name = ?'} ORDER BY h.name${d.c}`,
+        healthSql(d, host !== undefined),
         ...(host === undefined ? [] : [host]),
       );
       if (host !== undefined && rows.length === 0) throw new NotFoundError(`no host '${host}'`);
@@ -1269,6 +1427,29 @@ export class LabStoreImpl implements LabStore {
   }
 
   // ---- wake-ups
+
+  async deciding<T>(fn: () => Promise<T>): Promise<T> {
+    const connect = this.db.listenClient;
+    if (!connect) return fn();
+    const c = await connect();
+    let failed: Error | undefined;
+    try {
+      // A session lock: if this process dies, its connection goes and PostgreSQL lets the lock go.
+      await c.query('SELECT pg_advisory_lock($1, $2)', DECIDING_LOCK);
+      try {
+        return await fn();
+      } finally {
+        await c.query('SELECT pg_advisory_unlock($1, $2)', DECIDING_LOCK).catch((e: Error) => {
+          failed = e;
+        });
+      }
+    } catch (e) {
+      failed ??= e as Error;
+      throw e;
+    } finally {
+      c.release(failed);
+    }
+  }
 
   async listen(onWake: (what: string) => void): Promise<() => Promise<void>> {
     const connect = this.db.listenClient;

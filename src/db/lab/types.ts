@@ -42,6 +42,8 @@ export interface QueuedFlight {
   queuedBy: string;
   intended: string;
   blessing: string;
+  /** When its first job started (null: not yet); from then on its jobs' definitions cannot change. */
+  started: Millis | null;
 }
 
 /** A job of a queued flight, as a worker deciding what to take sees it. */
@@ -50,7 +52,7 @@ export interface LabQueueJob extends Job {
   claimedBy: string | null;
   /** Definition runvars (what the flight asked for, not what a run wrote). */
   runvars: Record<string, string>;
-  /** When its last step finished, if it has steps (a dependency's end, for wait start). */
+  /** When its last step finished, if it has steps and is not queued (a dependency's end, for wait start). */
   lastFinished: Millis | null;
 }
 
@@ -58,6 +60,38 @@ export interface LabQueue {
   flights: QueuedFlight[];
   /** Every job of every queued flight, by flight then job name. */
   jobs: LabQueueJob[];
+}
+
+/** A host as the allocator sees it: its database flags and properties (config overlays them). */
+export interface SchedulerHostRow {
+  name: string;
+  flags: string[];
+  props: Record<string, string>;
+}
+
+/**
+ * Whether schedulerState reads job history: `skip` not at all; `unlessMark` only if its mark has
+ * moved from the one given (the caller keeps the history it read with that mark).
+ */
+export type HistoryAsk = 'skip' | { unlessMark: number };
+
+/** The lab as the allocator reads it for one decision, all as of one moment. */
+export interface SchedulerState {
+  hosts: SchedulerHostRow[];
+  health: HostHealthRecord[];
+  shares: HostShareRow[];
+  holds: Hold[];
+  /** The queue, as labQueue gives it, but for the runvars of the flights the caller said it knows. */
+  queue: LabQueue;
+  /** Reservations in force now or later. */
+  reservations: LabReservation[];
+  /**
+   * Past runs (pass or fail) since `historySince` of the queued jobs' names and `alsoJobs`: at most
+   * 20 per name, newest first. Absent when not asked for (see HistoryAsk).
+   */
+  history?: PastJobRun[];
+  /** Changes whenever any job's history may have changed. */
+  historyMark: number;
 }
 
 export interface JobClaim {
@@ -249,6 +283,20 @@ export interface LabStore {
     opts: { priority?: number | null; by: string; now?: Millis },
   ): Promise<QueuedFlight>;
   labQueue(): Promise<LabQueue>;
+  /**
+   * Everything the allocator plans from, read at one moment (one round trip on PostgreSQL): see
+   * SchedulerState. `alsoJobs` adds job names whose history is wanted besides the queued ones'.
+   * `runvarsKnown` names flights whose definition runvars the caller has already (read once the
+   * flight had started, after which they cannot change): their jobs come back with runvars `{}`.
+   */
+  schedulerState(opts: {
+    now: Millis;
+    historySince: Millis;
+    alsoJobs?: readonly string[];
+    runvarsKnown?: readonly string[];
+    /** Default: read it. */
+    history?: HistoryAsk;
+  }): Promise<SchedulerState>;
   /** Blesses queued flights whose jobs have all ended (with their intended blessing) and takes them off the queue. */
   completeFlights(): Promise<{ flight: string; blessing: string }[]>;
   /** Ends a queued, unclaimed job without running it (starved, or broken when no host can ever serve it). */
@@ -281,6 +329,7 @@ export interface LabStore {
    * lease ran out more than `graceMs` ago are released (each logged, with a host event).
    */
   reapExpired(opts: { graceMs: number; now?: Millis }): Promise<ReapResult>;
+  /** Pass/fail runs of these job names since a time, at most `limit` (default 20) per name, newest first. */
   pastRuns(jobs: readonly string[], opts: { since: Millis; limit?: number }): Promise<PastJobRun[]>;
 
   // health
@@ -330,6 +379,13 @@ export interface LabStore {
    * Returns a function that stops listening.
    */
   listen(onWake: (what: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Runs `fn` while no other worker of the lab runs its own (PostgreSQL: an advisory lock held by a
+   * connection of this process, released if the process dies; sqlite: as it is, since a take
+   * already waits for the one writer there). Workers deciding one at a time never plan from a lab
+   * another is changing, so no decision is wasted on a race it was bound to lose.
+   */
+  deciding<T>(fn: () => Promise<T>): Promise<T>;
   /** Whether listen() really delivers wake-ups (else workers must poll more often). */
   readonly notifies: boolean;
 }
