@@ -42,6 +42,8 @@ export interface StoreRun {
   /** Decisions that claimed a job. */
   claims: number[];
   replans: number;
+  /** Time in each phase of the decisions, ms summed over all workers. */
+  phases: Record<string, number>;
   /** Wall times by re-plans (index 3: 3 or more), all workers. */
   byReplans: number[][];
   /** Lost takes by reason, all workers. */
@@ -210,6 +212,7 @@ async function oneRun(
       claims: got.flatMap((r) => r.claims),
       replans: got.reduce((n, r) => n + r.replans, 0),
       lostWhy: {},
+      phases: {},
       byReplans: [0, 1, 2, 3].map((k) => got.flatMap((r) => r.byReplans[k] ?? [])),
       settled: got.reduce((n, r) => n + r.settled, 0),
       ran: got.reduce((n, r) => n + r.ran, 0),
@@ -222,6 +225,7 @@ async function oneRun(
     for (const r of got) {
       for (const [k, v] of Object.entries(r.inStore)) run.inStore[k] = (run.inStore[k] ?? 0) + v;
       for (const [k, v] of Object.entries(r.lostWhy)) run.lostWhy[k] = (run.lostWhy[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.phases)) run.phases[k] = (run.phases[k] ?? 0) + v;
     }
     if (makespanH !== undefined) run.makespanH = makespanH;
     return run;

@@ -61,6 +61,8 @@ export interface WorkerReport {
   /** Of those, the calls that claimed a job. */
   claims: number[];
   replans: number;
+  /** Time in each phase of the calls (see ClaimOutcome.ms), ms summed. */
+  phases: Record<string, number>;
   /** Wall times of the calls by how many times they re-planned (3 = 3 or more). */
   byReplans: number[][];
   /** Lost takes by reason (names blanked). */
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
     replans: 0,
     lostWhy: {},
     byReplans: [],
+    phases: {},
     settled: 0,
     ran: 0,
     errors: [],
@@ -169,6 +172,7 @@ async function main(): Promise<void> {
       const k = Math.min(out.replans, 3);
       report.byReplans[k] = [...(report.byReplans[k] ?? []), ms];
       report.replans += out.replans;
+      for (const [k, v] of Object.entries(out.ms)) report.phases[k] = (report.phases[k] ?? 0) + v;
       for (const w of out.lost) {
         const k = w.replace(/\S*\/\S*|host \S+/g, (m) => (m.startsWith('host') ? 'host H' : 'F/J'));
         report.lostWhy[k] = (report.lostWhy[k] ?? 0) + 1;

@@ -505,6 +505,11 @@ if (storeRuns === 0) {
         .filter((x) => x)
         .join('; ')}`,
     );
+    console.log(
+      `           per decision, mean ms: ${Object.entries(r.phases)
+        .map(([k, v]) => `${k} ${(v / r.calls.length).toFixed(1)}`)
+        .join(', ')}`,
+    );
     const lost = Object.entries(r.lostWhy).sort((x, y) => y[1] - x[1]);
     if (lost.length > 0)
       console.log(`           lost takes: ${lost.map(([k, v]) => `${v}× ${k}`).join('; ')}`);

@@ -465,6 +465,8 @@ export interface ClaimOutcome {
   replans: number;
   /** Why each lost take lost (the store's words), for diagnosis. */
   lost: string[];
+  /** Where the call's time went, ms: waiting for other workers' decisions, reading the lab (and working out the snapshot), planning, taking hosts. */
+  ms: { waitingForTurn: number; reading: number; planning: number; taking: number };
   /** Runnable jobs left waiting (with why), for display. */
   waiting: { key: string; reason: string }[];
 }
@@ -476,16 +478,37 @@ export interface ClaimOutcome {
 export async function claimNext(
   o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
 ): Promise<ClaimOutcome> {
-  return o.store.lab.deciding(() => decideNext(o));
+  const t0 = performance.now();
+  let waited = 0;
+  const out = await o.store.lab.deciding(() => {
+    waited = performance.now() - t0;
+    return decideNext(o);
+  });
+  out.ms.waitingForTurn = waited;
+  return out;
 }
 
 async function decideNext(
   o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
 ): Promise<ClaimOutcome> {
-  const out: ClaimOutcome = { settled: [], replans: 0, waiting: [], lost: [] };
+  const out: ClaimOutcome = {
+    settled: [],
+    replans: 0,
+    waiting: [],
+    lost: [],
+    ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
+  };
   const cache = o.cache ?? new PlanCache();
+  const timed = async <T>(phase: 'reading' | 'taking', f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      out.ms[phase] += performance.now() - t0;
+    }
+  };
   for (;;) {
-    const snap = await labSnapshot({ ...o, cache });
+    const snap = await timed('reading', () => labSnapshot({ ...o, cache }));
     for (const { job, why } of snap.bad.values()) {
       const reason = `cannot plan hosts: ${why}`;
       if (await o.store.lab.settleUnclaimed(job.flight, job.job, 'broken', reason))
@@ -514,7 +537,9 @@ async function decideNext(
       }
       out.waiting.push({ key: jobKey(hc.job.flight, hc.job.job), reason: r.why });
     }
+    const p0 = performance.now();
     const p: Plan = plan(snap.snapshot, { cache });
+    out.ms.planning += performance.now() - p0;
     let lost = false;
     out.waiting = [];
     for (const d of tryOrder(p.decisions, snap.snapshot.queue, o.worker)) {
@@ -537,15 +562,17 @@ async function decideNext(
         continue;
       }
       const share = shareTake(d);
-      const r = await o.store.lab.takeHosts({
-        flight: pj.flight,
-        job: pj.job,
-        holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
-        ...(share ? { share } : {}),
-        claimFor: o.worker,
-        leaseMs: o.leaseMs,
-        expectedEnd: d.end,
-      });
+      const r = await timed('taking', () =>
+        o.store.lab.takeHosts({
+          flight: pj.flight,
+          job: pj.job,
+          holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
+          ...(share ? { share } : {}),
+          claimFor: o.worker,
+          leaseMs: o.leaseMs,
+          expectedEnd: d.end,
+        }),
+      );
       if (r.ok) {
         out.claimed = {
           flight: pj.flight,
