@@ -473,6 +473,103 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
       expect((await store.listHostEvents('h1')).filter((e) => e.kind === 'reservation').length).toBe(3);
     });
 
+    it('reads the lab for the allocator at one moment: the same as the separate reads; known runvars and unchanged history left out', async () => {
+      await store.setHostFlags('h1', ['x', 'fast']);
+      await store.setHostProp('h2', 'Quote', "it's a \\ back'slash");
+      await store.lab.setHostHealth('h3', 'maintenance', 'cabling', T0);
+      await store.createFlight({ flight: 'g', branch: 'b', intended: 'real' });
+      await store.createJob('g', 'a', 'rec', { host_hostflags: "x,it's" });
+      await store.lab.queueFlight('f', { by: 't', now: T0 });
+      await store.lab.queueFlight('g', { by: 't', now: T0 + 1 });
+      await worker('w1');
+      // One run of job `a` in flight f, to make history.
+      expect((await claim('a', { host: 'h1' })).ok).toBe(true);
+      const st = await store.startStep('f', 'a', { testcase: 'ts-x', testid: 'x', started: T0 });
+      await store.finishStep('f', 'a', st.stepno, { status: 'pass', finished: T0 + 60_000 });
+      await store.setJobStatus('f', 'a', 'pass');
+      await store.lab.closeJob({
+        flight: 'f',
+        job: 'a',
+        worker: 'w1',
+        sharesPrepared: false,
+        now: T0 + 60_000,
+      });
+      await store.lab.addReservations({
+        hosts: ['h2'],
+        start: T0 + 3_600_000,
+        end: T0 + 7_200_000,
+        kind: 'blockage',
+        owner: 'ops',
+        label: 'power work',
+        now: T0,
+      });
+      const now = T0 + 120_000;
+      const s = await store.lab.schedulerState({ now, historySince: 0, alsoJobs: ['elsewhere'] });
+      const hosts = await store.listHosts();
+      expect(s.hosts).toEqual(hosts.map((h) => ({ name: h.name, flags: h.flags, props: h.props })));
+      expect(s.hosts.find((h) => h.name === 'h2')!.props).toEqual({ Quote: "it's a \\ back'slash" });
+      expect(s.health).toEqual(await store.lab.hostHealth());
+      expect(s.shares).toEqual(await store.lab.listShares());
+      expect(s.holds).toEqual(await store.lab.listHolds());
+      expect(s.queue).toEqual(await store.lab.labQueue());
+      expect(s.queue.jobs.find((j) => j.flight === 'g')!.runvars).toEqual({ host_hostflags: "x,it's" });
+      expect(s.reservations).toEqual(await store.lab.listReservations({ current: true, now }));
+      expect(s.history).toEqual(await store.lab.pastRuns(['a', 'b', 'c'], { since: 0 }));
+      expect(s.history!.map((r) => [r.flight, r.job, r.status, r.hosts])).toEqual([
+        ['f', 'a', 'pass', ['h1']],
+      ]);
+      // Runvars of flights the caller knows are not read again.
+      const known = await store.lab.schedulerState({ now, historySince: 0, runvarsKnown: ['g'] });
+      expect(known.queue.jobs.find((j) => j.flight === 'g')!.runvars).toEqual({});
+      expect(known.queue.jobs.find((j) => j.flight === 'f' && j.job === 'b')!.runvars).toEqual({
+        host_hostflags: 'x',
+      });
+      // History: skipped when asked; read only when its mark moved.
+      expect(
+        (await store.lab.schedulerState({ now, historySince: 0, history: 'skip' })).history,
+      ).toBeUndefined();
+      const same = await store.lab.schedulerState({
+        now,
+        historySince: 0,
+        history: { unlessMark: s.historyMark },
+      });
+      expect(same.history).toBeUndefined();
+      expect(same.historyMark).toBe(s.historyMark);
+      expect((await claim('b', { host: 'h1' }, 'w1', now)).ok).toBe(true);
+      await store.setJobStatus('f', 'b', 'fail');
+      await store.lab.closeJob({ flight: 'f', job: 'b', worker: 'w1', sharesPrepared: false, now: now + 1 });
+      const moved = await store.lab.schedulerState({
+        now,
+        historySince: 0,
+        history: { unlessMark: s.historyMark },
+      });
+      expect(moved.historyMark).not.toBe(s.historyMark);
+      expect(moved.history).toBeDefined();
+    });
+
+    it('lets one decision run at a time across connections (deciding)', async () => {
+      const other = fx.reopen ? await fx.reopen() : store;
+      if (other !== store) others.push(other);
+      let inside = 0;
+      let most = 0;
+      const decide = (s: Store) =>
+        s.lab.deciding(async () => {
+          inside += 1;
+          most = Math.max(most, inside);
+          await new Promise((r) => setTimeout(r, 30));
+          inside -= 1;
+        });
+      await Promise.all([decide(store), decide(other), decide(store), decide(other)]);
+      // sqlite runs decisions as they come (its takes wait for the one writer); PostgreSQL takes turns.
+      if (store.kind === 'postgres') expect(most).toBe(1);
+      expect(inside).toBe(0);
+      // A decision that throws lets the next one in.
+      await expect(store.lab.deciding(() => Promise.reject(new Error('planner broke')))).rejects.toThrow(
+        'planner broke',
+      );
+      await expect(other.lab.deciding(async () => 'next')).resolves.toBe('next');
+    });
+
     it('gives a host to one claimer when two connections race for it', async () => {
       const other = fx.reopen ? await fx.reopen() : store;
       if (other !== store) others.push(other);
