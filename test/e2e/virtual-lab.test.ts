@@ -173,6 +173,8 @@ describe.skipIf(!ok)('virtual lab: lab up, ts-host-install (ramdisk) on QEMU hos
       const serial = readFileSync(join(jobLogs(), `serial-${h}.log`), 'utf8');
       expect(serial).toContain('iPXE');
       expect(serial).toContain(`osstest-ramdisk: host ${h}`);
+      // DHCP waited for the link (a request sent before it is lost).
+      expect(serial).toContain('osstest-ramdisk: link up on eth0');
       expect(serial).toContain('osstest-ramdisk: boot complete');
       const ev = readFileSync(join(jobLogs(), `host-events-${h}.log`), 'utf8');
       expect(ev).toMatch(/ dhcp ack /);
@@ -201,11 +203,15 @@ describe.skipIf(!ok)('virtual lab: lab up, ts-host-install (ramdisk) on QEMU hos
           privateKey: key,
           hostKeys: new DbHostKeyStore(store),
         });
-        const r = await s.exec('hostname; cat /proc/cmdline; ls /lib/modules');
+        const r = await s.exec('hostname; cat /proc/cmdline; ls /lib/modules; ip -6 -o addr show dev eth0');
         await s.close();
         expect(r.stdout).toContain(`${h}\n`);
         expect(r.stdout).toContain(`osstest.host=${h}`);
         expect(r.stdout).toContain('e1000.ko');
+        // rcS gave eth0 its link-local address before the link was up: the kernel's own, so the
+        // kernel added no second one.
+        expect(r.stdout.match(/ inet6 fe80::/g)).toHaveLength(1);
+        expect(r.stdout).not.toContain('dadfailed');
       }
       // Pinned: lab-q1 presenting lab-q0's key (as an impostor would) is refused.
       const q0key = (await store.getHost('lab-q0'))!.props.SshHostKey!;

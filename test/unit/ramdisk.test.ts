@@ -2,7 +2,7 @@
  * The ramdisk: the cpio writer (listed with busybox's own cpio, an independent reader), module
  * dependencies from .modinfo, and the image's contents (listed, scripts syntax-checked with busybox sh).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -293,5 +293,116 @@ describe.skipIf(!haveTools)('the ramdisk image', () => {
     );
     expect(() => hostConf({ host: 'h', mac: 'aa', progressUrl: 'http://controller/p' })).toThrow(/IPv4/);
     expect(() => hostConf({ host: 'h', mac: 'aa', progressUrl: 'https://10.0.0.1/p' })).toThrow(/http/);
+  });
+});
+
+/**
+ * rcS itself, run by busybox sh as far as its DHCP step: its absolute paths moved under a temporary
+ * directory, and every command it runs on the way that would touch this machine (insmod, ip, hostname,
+ * mount…) replaced by a shell function that logs the call. Functions, not programs on PATH: busybox's
+ * sh runs its own applets before looking at PATH. The fake udhcpc fails, which ends the script.
+ */
+describe.skipIf(!prerequisites('rcS under busybox sh', { commands: [BUSYBOX] }))('the ramdisk rcS', () => {
+  const MAC = '52:54:00:d7:00:0a';
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'osstest-rcs-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function runRcs(o: {
+    modules: string[];
+    /** The module whose loading makes the interface with MAC appear (none: it never does). */
+    nicFrom?: string;
+    /** The link has a carrier this long after `ip link set … up`; absent: never. */
+    carrierAfterS?: number;
+  }) {
+    const d = mkdtempSync(join(dir, 'run-'));
+    const net = join(d, 'sys/class/net/eth0');
+    mkdirSync(join(d, 'etc/osstest'), { recursive: true });
+    mkdirSync(join(d, 'sys/class/net/lo'), { recursive: true });
+    writeFileSync(join(d, 'sys/class/net/lo/address'), '00:00:00:00:00:00\n');
+    writeFileSync(
+      join(d, 'etc/osstest/host.conf'),
+      hostConf({ host: 'lab-q0', mac: MAC, progressUrl: 'http://127.0.0.1:9/host/lab-q0/progress' }),
+    );
+    writeFileSync(join(d, 'etc/osstest/modules'), o.modules.map((m) => `${m}.ko\n`).join(''));
+    const stubs = `
+LOG=${d}/log
+log() { echo "$*" >> "$LOG"; }
+insmod() {
+  log insmod "\${1##*/}"
+  if [ "\${1##*/}" = "${o.nicFrom ?? ''}.ko" ]; then
+    command mkdir -p ${net}
+    echo ${MAC} > ${net}/address
+    echo 0 > ${net}/carrier
+  fi
+}
+ip() {
+  log ip "$*"
+  if [ "$*" = "link set eth0 up" ] && [ -n "${o.carrierAfterS ?? ''}" ]; then
+    (command sleep ${o.carrierAfterS ?? 0}; echo 1 > ${net}/carrier) > /dev/null 2>&1 &
+  fi
+}
+${o.carrierAfterS === undefined ? 'sleep() { :; }' : ''}
+head() { log head "$*"; }
+hostname() { log hostname "$*"; }
+mkdir() { log mkdir "$*"; }
+mount() { log mount "$*"; }
+udhcpc() { log "udhcpc carrier=$(cat ${net}/carrier) $*"; return 1; }
+`;
+    // (The console is a file here: appended to, where the device is written.)
+    const script = RCS.replaceAll('/etc/osstest/', `${d}/etc/osstest/`)
+      .replaceAll('/sys/class/net', `${d}/sys/class/net`)
+      .replaceAll('> /dev/console', `>> ${d}/console`)
+      .replace('\n', `\n${stubs}\n`);
+    writeFileSync(join(d, 'rcS'), script);
+    const r = spawnSync(BUSYBOX, ['sh', join(d, 'rcS')], { encoding: 'utf8', timeout: 30_000 });
+    const read = (f: string) => {
+      try {
+        return readFileSync(join(d, f), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    return { status: r.status, log: read('log').trim().split('\n'), console: read('console') };
+  }
+
+  it('brings the NIC up as soon as its driver made it, loads the rest meanwhile, waits for carrier', () => {
+    const r = runRcs({
+      modules: ['virtio_ring', 'virtio', 'virtio_net', 'virtio_pci', 'virtio_blk', 'ext4'],
+      nicFrom: 'virtio_pci',
+      carrierAfterS: 0.3,
+    });
+    const at = (line: string) => r.log.findIndex((l) => l.startsWith(line));
+    // Up right after the module that made the interface, before the disk and filesystem modules, with
+    // the link-local address the kernel would give it (fe80::, the MAC's EUI-64) given beforehand.
+    const pci = at('insmod virtio_pci.ko');
+    expect(r.log.slice(pci + 1, pci + 4)).toEqual([
+      'ip -6 addr add fe80::5054:ff:fed7:a/64 dev eth0',
+      'ip link set eth0 up',
+      'insmod virtio_blk.ko',
+    ]);
+    // The kernel's entropy gathering is started (a blocking read) before DHCP.
+    expect(at('head -c 1 /dev/random')).toBeGreaterThan(-1);
+    expect(at('head -c 1 /dev/random')).toBeLessThan(at('udhcpc'));
+    // DHCP only with a carrier: a request sent before it would be lost.
+    expect(r.log[at('udhcpc')]).toMatch(/^udhcpc carrier=1 -i eth0 /);
+    expect(r.console).toContain('osstest-ramdisk: link up on eth0\n');
+    expect(r.console).toContain('osstest-ramdisk: no DHCP lease on eth0\n');
+    expect(r.status).toBe(1);
+  });
+
+  it('tries DHCP anyway when no carrier comes, and says so', () => {
+    const r = runRcs({ modules: ['e1000'], nicFrom: 'e1000' });
+    expect(r.console).toContain('no carrier on eth0 after 10 s, trying DHCP anyway');
+    expect(r.log.find((l) => l.startsWith('udhcpc'))).toMatch(/^udhcpc carrier=0 -i eth0 /);
+  });
+
+  it('stops when no interface has its MAC', () => {
+    const r = runRcs({ modules: ['e1000'] });
+    expect(r.console).toContain(`no interface with MAC ${MAC} (have: lo )`);
+    expect(r.log.some((l) => l.startsWith('udhcpc'))).toBe(false);
+    expect(r.status).toBe(1);
   });
 });

@@ -5,6 +5,12 @@
  * the host key the controller made for this host, reports `ssh-ready` and writes the boot-complete
  * marker. Every step says what it does on the console (the serial log).
  *
+ * rcS is ordered for boot time, which a ramdisk install is mostly made of: the NIC's link needs seconds
+ * after `ip link set up` (e1000 under QEMU: about 2 s, until the driver's next watchdog run), so the
+ * interface goes up as soon as its driver has made it, the rest of the set-up runs while the link comes
+ * up, and DHCP starts only once there is a carrier (a request sent before is lost, and udhcpc would sit
+ * out its whole retry timeout).
+ *
  * The per-host settings come from /etc/osstest/host.conf, which is in the host's own small overlay
  * archive (loaded after the shared one), so the shared image is the same for every host.
  */
@@ -48,26 +54,66 @@ report() {
   esac
 }
 say "host $OSSTEST_HOST, kernel $(uname -r)"
-hostname "$OSSTEST_HOST"
-mkdir -p /dev/pts /var/log /root
-mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
-ip link set lo up
+# The EUI-64 IPv6 link-local address of MAC $1 (the MAC with ff:fe in its middle and bit 1 of its
+# first byte flipped, after fe80::): the one the kernel gives an interface by default.
+link_local() {
+  local IFS=:
+  set -- $1
+  printf 'fe80::%x:%x:%x:%x' $(((0x$1 ^ 2) << 8 | 0x$2)) $((0x$3 << 8 | 0xff)) $((0xfe00 | 0x$4)) \\
+    $((0x$5 << 8 | 0x$6))
+}
+# The interface with our MAC, brought up as soon as it exists (its link takes seconds to come up).
+# Shell builtins where it loops: each fork and exec costs tens of milliseconds under emulation.
+# Its link-local address is given before the link is up, not by the kernel once it is: adding it joins
+# a multicast group, so the driver rewrites the NIC's receive control register, and QEMU's e1000 then
+# holds every received frame for 1 s, which would be the DHCP server's first answer. Given now, that
+# second passes while the link is still down; on other NICs it is the same address as ever.
+IF=
+find_if() {
+  for d in /sys/class/net/*; do
+    a=
+    { read -r a < "$d/address"; } 2>/dev/null
+    [ "$a" = "$OSSTEST_MAC" ] || continue
+    IF=\${d##*/}
+    ip -6 addr add "$(link_local "$OSSTEST_MAC")/64" dev "$IF" 2>/dev/null
+    ip link set "$IF" up
+    return 0
+  done
+  return 1
+}
+# The list has the NIC's modules (RamdiskModules) first: the rest, such as the image method's disk and
+# filesystem drivers, load while the link comes up.
 for m in $(cat /etc/osstest/modules); do
   insmod "/lib/modules/$m" || say "insmod $m failed"
+  [ -n "$IF" ] || find_if
 done
-IF=
 n=0
 while [ -z "$IF" ] && [ "$n" -lt 100 ]; do
-  for d in /sys/class/net/*; do
-    [ "$(cat "$d/address" 2>/dev/null)" = "$OSSTEST_MAC" ] && IF=\${d##*/}
-  done
-  [ -n "$IF" ] || { sleep 0.1; n=$((n + 1)); }
+  find_if || { sleep 0.1; n=$((n + 1)); }
 done
 if [ -z "$IF" ]; then
   say "no interface with MAC $OSSTEST_MAC (have: $(ls /sys/class/net | tr '\\n' ' '))"
   exit 1
 fi
-ip link set "$IF" up
+# dropbear's first connection blocks in getrandom() until the kernel's random number generator is
+# initialised. Without a CPU random instruction (QEMU's default CPU under TCG has none) that waits for
+# the kernel to gather jitter entropy, which it starts only once someone blocks on it: about 1 s under
+# TCG. A blocking read starts it now, while the link comes up, not when the controller connects.
+head -c 1 /dev/random > /dev/null &
+hostname "$OSSTEST_HOST"
+mkdir -p /dev/pts /var/log /root
+mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
+ip link set lo up
+# Up to 10 s for a carrier; without one, udhcpc tries anyway (and keeps retrying).
+n=0
+c=
+while [ "$n" -lt 100 ]; do
+  { read -r c < "/sys/class/net/$IF/carrier"; } 2>/dev/null
+  [ "$c" = 1 ] && break
+  sleep 0.1
+  n=$((n + 1))
+done
+if [ "$c" = 1 ]; then say "link up on $IF"; else say "no carrier on $IF after 10 s, trying DHCP anyway"; fi
 if ! udhcpc -i "$IF" -s /etc/osstest/udhcpc.script -t 30 -T 2 -A 2 -n -p /run/udhcpc.pid -x "hostname:$OSSTEST_HOST"; then
   say "no DHCP lease on $IF"
   exit 1
