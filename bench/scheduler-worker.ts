@@ -191,6 +191,8 @@ async function main(): Promise<void> {
           running -= 1;
           poke();
         });
+      // As the worker does: the plan had nothing more to start now, so no decision until the lab changes.
+      if (!out.more) break;
     }
     if (pending || over()) continue;
     await new Promise<void>((r) => {

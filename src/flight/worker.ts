@@ -240,7 +240,8 @@ export class LabWorker {
       for (;;) {
         if (this.fenced) break;
         if ((this.draining !== undefined || onceDone) && this.running.size === 0) break;
-        let claimed = false;
+        // Ask again at once only when the last decision claimed a job and its plan had more to start.
+        let again = false;
         try {
           await this.housekeeping();
           if (this.draining === undefined && !onceDone && this.running.size < s.maxJobs) {
@@ -256,7 +257,7 @@ export class LabWorker {
             for (const x of out.settled)
               this.log(`${x.flight}/${x.job} ${x.status} without running: ${x.reason}`);
             if (out.claimed) {
-              claimed = true;
+              again = out.more;
               this.start(out.claimed);
             } else if (this.o.once) onceDone = true;
           }
@@ -264,7 +265,7 @@ export class LabWorker {
           // The database away for a moment, say: the running jobs go on and the next look may work.
           this.log(`looking for work failed (will try again): ${(e as Error).message}`);
         }
-        if (claimed) continue;
+        if (again) continue;
         if ((this.draining !== undefined || onceDone) && this.running.size === 0) break;
         await this.sleep(s.pollMs);
       }

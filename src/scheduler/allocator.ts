@@ -465,6 +465,11 @@ export interface ClaimOutcome {
   replans: number;
   /** Why each lost take lost (the store's words), for diagnosis. */
   lost: string[];
+  /**
+   * After a claim: whether the plan had more jobs to start now (false: asking again at once would
+   * find nothing, until the lab changes).
+   */
+  more: boolean;
   /** Where the call's time went, ms: waiting for other workers' decisions, reading the lab (and working out the snapshot), planning, taking hosts. */
   ms: { waitingForTurn: number; reading: number; planning: number; taking: number };
   /** Runnable jobs left waiting (with why), for display. */
@@ -496,6 +501,7 @@ async function decideNext(
     replans: 0,
     waiting: [],
     lost: [],
+    more: false,
     ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
   };
   const cache = o.cache ?? new PlanCache();
@@ -541,6 +547,7 @@ async function decideNext(
     const p: Plan = plan(snap.snapshot, { cache });
     out.ms.planning += performance.now() - p0;
     let lost = false;
+    let lostNow = 0;
     out.waiting = [];
     for (const d of tryOrder(p.decisions, snap.snapshot.queue, o.worker)) {
       const pj = snap.jobs.get(d.key)!;
@@ -582,10 +589,13 @@ async function decideNext(
           expectedEnd: d.end,
         };
         if (share) out.claimed.share = share;
+        // Another job the plan would start now that no one was seen to take: worth asking again at once.
+        out.more = p.decisions.filter((x) => x.kind === 'allocate').length - 1 - lostNow > 0;
         return out;
       }
       if (/draining|has ended/.test(r.why)) return out;
       out.lost.push(r.why);
+      lostNow += 1;
       // Someone else changed the lab since the snapshot: most often another worker, woken by the same
       // change, took this very job or its hosts. The plan's other decisions use other hosts, so try
       // them before reading the lab again (with 4 workers, re-planning at once on every lost race

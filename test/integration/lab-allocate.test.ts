@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/config.js';
 import type { Store } from '../../src/db/store.js';
 import { harnessRevision } from '../../src/executor/paths.js';
-import { claimNext } from '../../src/scheduler/allocator.js';
+import { claimNext, tryOrder } from '../../src/scheduler/allocator.js';
+import type { Decision, QueuedJob } from '../../src/scheduler/types.js';
 import { createWorkspace, type Workspace } from '../helpers/workspace.js';
 import { checkHoldLog } from './lab-store-suite.js';
 
@@ -93,6 +94,49 @@ describe('the lab allocator', () => {
     checkHoldLog(await store.lab.holdHistory());
     await store.lab.closeJob({ flight: f, job: 'j', worker: 'me', sharesPrepared: false });
     await store.lab.endWorker('me', 'done');
+  });
+
+  it('says whether the plan had more to start (more), and starts workers on different jobs (tryOrder)', async () => {
+    const f = (await store.createFlight({ branch: 'more', intended: 'play' })).flight;
+    for (const j of ['s1', 's2']) await store.createJob(f, j, 'build', { host_hostflags: 'purpose-pair' });
+    await store.lab.queueFlight(f, { by: 'test' });
+    await store.lab.registerWorker({ id: 'm1', host: 'test', pid: 1, leaseMs: 60_000, maxJobs: 3 });
+    const opts = { store, config: ws.config(), harness: null, worker: 'm1', leaseMs: 60_000 };
+    // Two jobs, three hosts: the first claim leaves one to start, the second none.
+    const first = await claimNext(opts);
+    expect(first.claimed).toBeDefined();
+    expect(first.more).toBe(true);
+    const second = await claimNext(opts);
+    expect(second.claimed).toBeDefined();
+    expect(second.more).toBe(false);
+    expect(second.claimed!.job).not.toBe(first.claimed!.job);
+    const third = await claimNext(opts);
+    expect(third.claimed).toBeUndefined();
+    expect(third.ms.reading).toBeGreaterThan(0);
+    for (const c of [first, second])
+      await store.lab.closeJob({ flight: f, job: c.claimed!.job, worker: 'm1', sharesPrepared: false });
+    await store.lab.endWorker('m1', 'done');
+
+    // Same plan, different workers: each begins at its own place among the jobs to start now.
+    const decisions: Decision[] = ['a', 'b', 'c', 'd'].map((k, i) => ({
+      kind: 'allocate',
+      key: k,
+      hosts: { host: `h${i}` },
+      start: 0,
+      end: 1,
+      warnings: [],
+    }));
+    decisions.push({ kind: 'wait', key: 'e', reason: 'busy', warnings: [] });
+    const queue = ['a', 'b', 'c', 'd', 'e'].map((key) => ({ key, priority: key === 'd' ? 9 : 5 }));
+    const firsts = new Set<string>();
+    for (const w of ['w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7']) {
+      const order = tryOrder(decisions, queue as unknown as QueuedJob[], w);
+      // Every decision once; the lower-priority job and the waiting one keep their places.
+      expect(order.map((d) => d.key).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(order.slice(3).map((d) => d.key)).toEqual(['d', 'e']);
+      firsts.add(order[0]!.key);
+    }
+    expect(firsts.size).toBeGreaterThan(1);
   });
 
   it('ends a job no host can ever serve without running it, and says why', async () => {
