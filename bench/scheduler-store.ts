@@ -42,6 +42,12 @@ export interface StoreRun {
   /** Decisions that claimed a job. */
   claims: number[];
   replans: number;
+  /** Calls that made no decision: another worker's had seen what woke this one. */
+  skipped: number;
+  /** Jobs claimed (a decision may claim several). */
+  claimed: number;
+  /** Calls over 40 ms, with their phases. */
+  slow: Record<string, number>[];
   /** Time in each phase of the decisions, ms summed over all workers. */
   phases: Record<string, number>;
   /** Wall times by re-plans (index 3: 3 or more), all workers. */
@@ -211,6 +217,9 @@ async function oneRun(
       calls: got.flatMap((r) => r.calls),
       claims: got.flatMap((r) => r.claims),
       replans: got.reduce((n, r) => n + r.replans, 0),
+      skipped: got.reduce((n, r) => n + r.skipped, 0),
+      claimed: got.reduce((n, r) => n + r.claimed, 0),
+      slow: got.flatMap((r) => r.slow),
       lostWhy: {},
       phases: {},
       byReplans: [0, 1, 2, 3].map((k) => got.flatMap((r) => r.byReplans[k] ?? [])),

@@ -13,6 +13,7 @@ import { openStore, type StoreSpec } from '../src/db/open.js';
 import type { Store } from '../src/db/store.js';
 import { type Claimed, claimNext } from '../src/scheduler/allocator.js';
 import { PlanCache } from '../src/scheduler/planner.js';
+import { WakeLedger } from '../src/scheduler/wake-ledger.js';
 
 export interface WorkerArgs {
   spec: StoreSpec;
@@ -61,6 +62,12 @@ export interface WorkerReport {
   /** Of those, the calls that claimed a job. */
   claims: number[];
   replans: number;
+  /** Calls that made no decision: another worker's had seen what woke this one. */
+  skipped: number;
+  /** Jobs claimed (a decision may claim several). */
+  claimed: number;
+  /** Calls over 40 ms, with their phases. */
+  slow: Record<string, number>[];
   /** Time in each phase of the calls (see ClaimOutcome.ms), ms summed. */
   phases: Record<string, number>;
   /** Wall times of the calls by how many times they re-planned (3 = 3 or more). */
@@ -92,6 +99,9 @@ async function main(): Promise<void> {
     calls: [],
     claims: [],
     replans: 0,
+    skipped: 0,
+    claimed: 0,
+    slow: [],
     lostWhy: {},
     byReplans: [],
     phases: {},
@@ -108,7 +118,16 @@ async function main(): Promise<void> {
     wake = undefined;
     w?.();
   };
-  const unlisten = await store.lab.listen(poke);
+  const ledger = new WakeLedger(10 * a.pollMs);
+  const unlisten = await store.lab.listen((_what, w) => {
+    if (w.decided) {
+      ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due);
+      if (w.decided.more) poke();
+      return;
+    }
+    ledger.changed(w.xid);
+    poke();
+  });
   process.on('message', (m) => {
     if (m === 'stop') {
       stopping = true;
@@ -149,7 +168,7 @@ async function main(): Promise<void> {
     pending = false;
     // On sqlite every store call is synchronous underneath: yield so the parent's `stop` is heard.
     await new Promise((r) => setImmediate(r));
-    while (!over() && running < a.maxJobs) {
+    while (!over() && running < a.maxJobs && ledger.needed) {
       const t0 = performance.now();
       let out: Awaited<ReturnType<typeof claimNext>>;
       try {
@@ -161,6 +180,8 @@ async function main(): Promise<void> {
             cache,
             worker: a.id,
             leaseMs: LEASE_MS,
+            ledger,
+            maxClaims: a.maxJobs - running,
           }),
         );
       } catch (e) {
@@ -169,10 +190,17 @@ async function main(): Promise<void> {
       }
       const ms = performance.now() - t0;
       report.calls.push(ms);
+      if (out.skipped) {
+        report.skipped += 1;
+        break;
+      }
       const k = Math.min(out.replans, 3);
       report.byReplans[k] = [...(report.byReplans[k] ?? []), ms];
       report.replans += out.replans;
       for (const [k, v] of Object.entries(out.ms)) report.phases[k] = (report.phases[k] ?? 0) + v;
+      // The slow calls' split: which phase makes the tail.
+      if (ms > 40)
+        report.slow.push({ ms, ...out.ms, skipped: out.skipped ? 1 : 0, claims: out.claims.length });
       for (const w of out.lost) {
         const k = w.replace(/\S*\/\S*|host \S+/g, (m) => (m.startsWith('host') ? 'host H' : 'F/J'));
         report.lostWhy[k] = (report.lostWhy[k] ?? 0) + 1;
@@ -180,29 +208,34 @@ async function main(): Promise<void> {
       report.settled += out.settled.length;
       if (!out.claimed) break;
       report.claims.push(ms);
-      running += 1;
-      const c = out.claimed;
-      void run(c)
-        // A job still running when told to stop (the run was cut short) dies with the store: no error.
-        .catch((e: Error) => {
-          if (!stopping) report.errors.push(`${c.flight}/${c.job}: ${e.message}`);
-        })
-        .finally(() => {
-          running -= 1;
-          poke();
-        });
+      report.claimed += out.claims.length;
+      for (const c of out.claims) {
+        running += 1;
+        void run(c)
+          // A job still running when told to stop (the run was cut short) dies with the store: no error.
+          .catch((e: Error) => {
+            if (!stopping) report.errors.push(`${c.flight}/${c.job}: ${e.message}`);
+          })
+          .finally(() => {
+            running -= 1;
+            ledger.changed();
+            poke();
+          });
+      }
       // As the worker does: the plan had nothing more to start now, so no decision until the lab changes.
       if (!out.more) break;
     }
     if (pending || over()) continue;
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, a.pollMs);
+    const polled = await new Promise<boolean>((r) => {
+      const t = setTimeout(() => r(true), a.pollMs);
       wake = () => {
         clearTimeout(t);
-        r();
+        r(false);
       };
     });
     wake = undefined;
+    // Time alone changes plans (bookings fall due, jobs starve): a poll decides when they have.
+    if (polled) ledger.polled();
   }
   stopping = true;
   await unlisten().catch(() => undefined);

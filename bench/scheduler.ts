@@ -489,7 +489,7 @@ if (storeRuns === 0) {
   );
   const runs = await storePhase(hosts, defs, storeRuns, opts, (r) => {
     console.log(
-      `  ${r.kind.padEnd(8)} decisions ${r.calls.length} (${r.claims.length} claimed, ${r.replans} re-plans, ${r.settled} settled unrun)  ` +
+      `  ${r.kind.padEnd(8)} decisions ${r.calls.length} (${r.claims.length} claimed ${r.claimed} jobs, ${r.replans} re-plans, ${r.skipped} skipped, ${r.settled} settled unrun)  ` +
         `ms p50 ${percentile(r.calls, 50).toFixed(1)} p99 ${percentile(r.calls, 99).toFixed(1)} max ${Math.max(...r.calls).toFixed(1)}; ` +
         `claiming p99 ${percentile(r.claims, 99).toFixed(1)}  passed ${r.passed}/${r.total}  ` +
         `makespan ${r.makespanH === undefined ? 'cut short' : `${r.makespanH.toFixed(2)} h (ratio ${((r.makespanH * HOUR) / lb).toFixed(3)})`}  ` +
@@ -510,6 +510,16 @@ if (storeRuns === 0) {
         .map(([k, v]) => `${k} ${(v / r.calls.length).toFixed(1)}`)
         .join(', ')}`,
     );
+    if (r.slow.length > 0) {
+      const mean: Record<string, number> = {};
+      for (const x of r.slow)
+        for (const [k, v] of Object.entries(x)) mean[k] = (mean[k] ?? 0) + v / r.slow.length;
+      console.log(
+        `           ${r.slow.length} calls over 40 ms, mean: ${Object.entries(mean)
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(', ')}`,
+      );
+    }
     const lost = Object.entries(r.lostWhy).sort((x, y) => y[1] - x[1]);
     if (lost.length > 0)
       console.log(`           lost takes: ${lost.map(([k, v]) => `${v}× ${k}`).join('; ')}`);

@@ -27,7 +27,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
-import type { HealthChange, Worker } from '../db/lab/types.js';
+import type { HealthChange, LabWake, Worker } from '../db/lab/types.js';
 import type { Store } from '../db/store.js';
 import type { Millis } from '../db/types.js';
 import { distRoot, harnessRevision } from '../executor/paths.js';
@@ -36,6 +36,7 @@ import type { JobStatus } from '../model/status.js';
 import { HOST_ALLOCATE_WAIT_ENV, logStamp } from '../model/testcase-protocol.js';
 import { type Claimed, claimNext, HEALTH_CHECK_RUNVAR } from '../scheduler/allocator.js';
 import { PlanCache } from '../scheduler/planner.js';
+import { WakeLedger } from '../scheduler/wake-ledger.js';
 import { groupsWithToken, killGroup, RUNNER_TOKEN_ENV } from './execute-flight.js';
 
 /** Testcases whose passing means a shared build host is prepared (others may join it). */
@@ -143,6 +144,8 @@ export class LabWorker {
   private stopping: string | undefined;
   private fenced = false;
   private wakeUp: (() => void) | undefined;
+  /** Decides at least every minute whatever the plan says (the safety net for a lost NOTIFY). */
+  private readonly ledger = new WakeLedger(60_000);
   private woken = false;
 
   constructor(private readonly o: WorkerOptions) {
@@ -176,9 +179,26 @@ export class LabWorker {
     this.wake();
   }
 
+  /** Look at the lab again (for a reason the ledger cannot weigh: it will decide). */
   private wake(): void {
+    this.ledger.changed();
+    this.rouse();
+  }
+
+  private rouse(): void {
     this.woken = true;
     this.wakeUp?.();
+  }
+
+  /** A notification: a change by a known transaction, or another worker's decision. */
+  private heard(w: LabWake): void {
+    if (w.decided) {
+      this.ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due);
+      if (w.decided.more) this.rouse();
+      return;
+    }
+    this.ledger.changed(w.xid);
+    this.rouse();
   }
 
   private sleep(ms: number): Promise<void> {
@@ -189,6 +209,8 @@ export class LabWorker {
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.wakeUp = undefined;
+        // Time alone changes plans (bookings fall due, jobs starve): a poll decides when they have.
+        this.ledger.polled();
         resolve();
       }, ms);
       this.wakeUp = () => {
@@ -222,7 +244,7 @@ export class LabWorker {
     this.log(
       `worker ${w.id} started: at most ${s.maxJobs} job(s) at once, lease ${s.leaseMs / 1000} s, grace ${s.graceMs / 1000} s (${this.store.kind}${this.store.lab.notifies ? ', woken by NOTIFY' : ', polling'})`,
     );
-    const unlisten = await this.store.lab.listen(() => this.wake());
+    const unlisten = await this.store.lab.listen((_what, w) => this.heard(w));
     let ticking = true;
     let tickTimer: NodeJS.Timeout | undefined;
     const tickLoop = async () => {
@@ -244,7 +266,12 @@ export class LabWorker {
         let again = false;
         try {
           await this.housekeeping();
-          if (this.draining === undefined && !onceDone && this.running.size < s.maxJobs) {
+          if (
+            this.draining === undefined &&
+            !onceDone &&
+            this.running.size < s.maxJobs &&
+            this.ledger.needed
+          ) {
             const out = await claimNext({
               store: this.store,
               config: this.config,
@@ -253,13 +280,15 @@ export class LabWorker {
               cache: this.cache,
               worker: this.id,
               leaseMs: s.leaseMs,
+              ledger: this.ledger,
+              maxClaims: s.maxJobs - this.running.size,
             });
             for (const x of out.settled)
               this.log(`${x.flight}/${x.job} ${x.status} without running: ${x.reason}`);
             if (out.claimed) {
               again = out.more;
-              this.start(out.claimed);
-            } else if (this.o.once) onceDone = true;
+              for (const c of out.claims) this.start(c);
+            } else if (this.o.once && !out.skipped) onceDone = true;
           }
         } catch (e) {
           // The database away for a moment, say: the running jobs go on and the next look may work.

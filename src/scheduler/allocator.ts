@@ -35,6 +35,7 @@ import type {
   SchedHost,
   Snapshot,
 } from './types.js';
+import type { WakeLedger } from './wake-ledger.js';
 
 /** A job's runvar naming the host a health-check job checks (it is given that host whatever its health). */
 export const HEALTH_CHECK_RUNVAR = 'health_check_host';
@@ -83,6 +84,8 @@ export interface LabSnapshot {
   healthChecks: { job: LabQueueJob; host: string }[];
   /** Jobs whose definition the scheduler cannot use: key → why. */
   bad: Map<string, { job: LabQueueJob; why: string }>;
+  /** PostgreSQL: the database snapshot it was read at (see WakeLedger). */
+  dbSnapshot?: string;
 }
 
 export const jobKey = (flight: string, job: string): string => `${flight}/${job}`;
@@ -398,6 +401,7 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
     jobs,
     healthChecks,
     bad,
+    ...(state.snapshot === undefined ? {} : { dbSnapshot: state.snapshot }),
   };
 }
 
@@ -458,7 +462,10 @@ export function tryOrder(
 }
 
 export interface ClaimOutcome {
+  /** The first job claimed (see `claims`). */
   claimed?: Claimed;
+  /** Every job claimed, at most `maxClaims`, in the plan's order. */
+  claims: Claimed[];
   /** Jobs ended without running (starved, or broken: no host can ever serve them, bad definition). */
   settled: { flight: string; job: string; status: 'starved' | 'broken'; reason: string }[];
   /** Times a write lost a race and the planner was asked again. */
@@ -470,6 +477,12 @@ export interface ClaimOutcome {
    * find nothing, until the lab changes).
    */
   more: boolean;
+  /** No decision was made: another worker's had already seen what woke this one (see WakeLedger). */
+  skipped: boolean;
+  /** PostgreSQL: the snapshot the (last) plan was made from. */
+  dbSnapshot?: string;
+  /** When that plan has something fall due with time alone (a booking, a job starving); Infinity: nothing. */
+  nextDue?: Millis;
   /** Where the call's time went, ms: waiting for other workers' decisions, reading the lab (and working out the snapshot), planning, taking hosts. */
   ms: { waitingForTurn: number; reading: number; planning: number; taking: number };
   /** Runnable jobs left waiting (with why), for display. */
@@ -480,28 +493,67 @@ export interface ClaimOutcome {
  * Claims the next job this worker can start now, with all its hosts, in one transaction; re-plans
  * when another worker got there first. Ends jobs the planner finds starved or impossible.
  */
-export async function claimNext(
-  o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
-): Promise<ClaimOutcome> {
+export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
   const t0 = performance.now();
   let waited = 0;
-  const out = await o.store.lab.deciding(() => {
+  const out = await o.store.lab.deciding(async () => {
     waited = performance.now() - t0;
-    return decideNext(o);
+    // Another worker's decision, made while this one waited for its turn, may have seen all that
+    // woke it and left nothing to start.
+    if (o.ledger && !o.ledger.needed) return { ...emptyOutcome(), skipped: true };
+    o.ledger?.deciding();
+    const got = await decideNext(o);
+    // Said while still holding the turn, so that workers waiting for it hear it first.
+    const more = got.claimed ? got.more : got.lost.length > 0;
+    o.ledger?.decided(got.dbSnapshot, more, got.nextDue);
+    await o.store.lab.announceDecision(got.dbSnapshot, more, got.nextDue);
+    return got;
   });
   out.ms.waitingForTurn = waited;
   return out;
 }
 
-async function decideNext(
-  o: AllocatorOptions & { worker: string; leaseMs: number; maxReplans?: number },
-): Promise<ClaimOutcome> {
-  const out: ClaimOutcome = {
+export interface ClaimOptions extends AllocatorOptions {
+  worker: string;
+  leaseMs: number;
+  maxReplans?: number;
+  /** The worker's record of what woke it (PostgreSQL): lets it skip a decision another has made. */
+  ledger?: WakeLedger;
+  /** Most jobs to claim in this one decision (its free slots; default 1). */
+  maxClaims?: number;
+}
+
+/** The first time at which the plan changes with time alone: a booking's start, a job's starving. */
+export function nextDue(p: Plan, s: Snapshot): Millis {
+  let due = Number.POSITIVE_INFINITY;
+  for (const d of p.decisions) if (d.kind === 'book') due = Math.min(due, d.start);
+  for (const j of s.queue)
+    if (j.starveAfterMs !== undefined) due = Math.min(due, j.waitStart + j.starveAfterMs);
+  return due;
+}
+
+function emptyOutcome(): ClaimOutcome {
+  return {
     settled: [],
+    claims: [],
     replans: 0,
     waiting: [],
     lost: [],
     more: false,
+    skipped: false,
+    ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
+  };
+}
+
+async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
+  const out: ClaimOutcome = {
+    settled: [],
+    claims: [],
+    replans: 0,
+    waiting: [],
+    lost: [],
+    more: false,
+    skipped: false,
     ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
   };
   const cache = o.cache ?? new PlanCache();
@@ -515,6 +567,7 @@ async function decideNext(
   };
   for (;;) {
     const snap = await timed('reading', () => labSnapshot({ ...o, cache }));
+    if (snap.dbSnapshot !== undefined) out.dbSnapshot = snap.dbSnapshot;
     for (const { job, why } of snap.bad.values()) {
       const reason = `cannot plan hosts: ${why}`;
       if (await o.store.lab.settleUnclaimed(job.flight, job.job, 'broken', reason))
@@ -539,6 +592,7 @@ async function decideNext(
           expectedEnd: snap.snapshot.now + 600_000,
           healthCheck: hc.host,
         };
+        out.claims.push(out.claimed);
         return out;
       }
       out.waiting.push({ key: jobKey(hc.job.flight, hc.job.job), reason: r.why });
@@ -546,6 +600,7 @@ async function decideNext(
     const p0 = performance.now();
     const p: Plan = plan(snap.snapshot, { cache });
     out.ms.planning += performance.now() - p0;
+    out.nextDue = nextDue(p, snap.snapshot);
     let lost = false;
     let lostNow = 0;
     out.waiting = [];
@@ -581,17 +636,21 @@ async function decideNext(
         }),
       );
       if (r.ok) {
-        out.claimed = {
+        const c: Claimed = {
           flight: pj.flight,
           job: pj.job,
           recipe: pj.recipe,
           hosts: d.hosts,
           expectedEnd: d.end,
         };
-        if (share) out.claimed.share = share;
+        if (share) c.share = share;
+        out.claims.push(c);
+        out.claimed ??= c;
         // Another job the plan would start now that no one was seen to take: worth asking again at once.
-        out.more = p.decisions.filter((x) => x.kind === 'allocate').length - 1 - lostNow > 0;
-        return out;
+        out.more = p.decisions.filter((x) => x.kind === 'allocate').length - out.claims.length - lostNow > 0;
+        // The plan's other jobs to start now use other hosts: this worker may take several in one turn.
+        if (out.claims.length >= (o.maxClaims ?? 1)) return out;
+        continue;
       }
       if (/draining|has ended/.test(r.why)) return out;
       out.lost.push(r.why);
@@ -602,7 +661,7 @@ async function decideNext(
       // made most decisions read the lab several times: bench/scheduler).
       lost = true;
     }
-    if (!lost || out.replans >= (o.maxReplans ?? 5)) return out;
+    if (out.claimed || !lost || out.replans >= (o.maxReplans ?? 5)) return out;
     out.replans += 1;
   }
 }

@@ -30,6 +30,7 @@ import {
   type LabQueueJob,
   type LabReservation,
   type LabStore,
+  type LabWake,
   type NewReservations,
   type PastJobRun,
   type QueuedFlight,
@@ -339,8 +340,31 @@ function placeholders(n: number): string {
 const iso = (t: Millis) => new Date(t).toISOString();
 
 function* notify(d: Dialect, what: string): TxBody<void> {
-  // Delivered when the transaction commits, to every worker's LISTEN connection.
-  if (d.pg) yield* sql('SELECT pg_notify(?, ?)', LAB_CHANNEL, what);
+  // Delivered when the transaction commits, to every worker's LISTEN connection. The transaction's
+  // id lets a worker tell whether another's decision has seen this change (scheduler/wake-ledger.ts).
+  if (d.pg) yield* sql("SELECT pg_notify(?, ? || ' ' || pg_current_xact_id()::text)", LAB_CHANNEL, what);
+}
+
+/**
+ * A notification's payload: `WHAT XID` for a change, `decided more|done SNAPSHOT [DUE]` for a
+ * decision (DUE: epoch ms, or `-` for nothing due).
+ */
+export function parseWake(payload: string): LabWake {
+  const parts = payload.trim().split(/\s+/);
+  if (
+    parts[0] === 'decided' &&
+    (parts.length === 3 || parts.length === 4) &&
+    /^(more|done)$/.test(parts[1]!)
+  ) {
+    const decided: NonNullable<LabWake['decided']> = { more: parts[1] === 'more', snapshot: parts[2]! };
+    if (parts[3] === '-') decided.due = Number.POSITIVE_INFINITY;
+    else if (parts[3] !== undefined && /^\d+$/.test(parts[3])) decided.due = Number(parts[3]);
+    return { what: 'decided', decided };
+  }
+  const last = parts.at(-1) ?? '';
+  if (parts.length >= 2 && /^\d+$/.test(last))
+    return { what: parts.slice(0, -1).join(' '), xid: BigInt(last) };
+  return { what: payload };
 }
 
 function logHoldStmt(
@@ -687,7 +711,9 @@ export class LabStoreImpl implements LabStore {
             opts.historySince,
             from,
           ),
-          query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
+          query<{ mark: number; snapshot: string | null }>(
+            `SELECT ${HISTORY_MARK} AS mark, ${d.pg ? 'pg_current_snapshot()::text' : 'NULL'} AS snapshot`,
+          ),
         ]);
         const mark = Number(marks[0]!.mark);
         const byHost = new Map<string, SchedulerHostRow>(
@@ -706,6 +732,7 @@ export class LabStoreImpl implements LabStore {
           queue: toLabQueue(fs, jobs, vars),
           reservations: reservations.map(toReservation),
           historyMark: mark,
+          ...(marks[0]!.snapshot === null ? {} : { snapshot: marks[0]!.snapshot }),
           ...(ask === 'skip' || mark === from ? {} : { history: toPastRuns(runs, runHosts) }),
         };
       },
@@ -1451,13 +1478,28 @@ export class LabStoreImpl implements LabStore {
     }
   }
 
-  async listen(onWake: (what: string) => void): Promise<() => Promise<void>> {
+  async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {
+    if (!this.db.dialect.pg || snapshot === undefined) return;
+    const when = due === undefined ? '' : Number.isFinite(due) ? ` ${Math.round(due)}` : ' -';
+    await this.db.tx('announceDecision', function* () {
+      yield* sql(
+        'SELECT pg_notify(?, ?)',
+        LAB_CHANNEL,
+        `decided ${more ? 'more' : 'done'} ${snapshot}${when}`,
+      );
+    });
+  }
+
+  async listen(onWake: (what: string, wake: LabWake) => void): Promise<() => Promise<void>> {
     const connect = this.db.listenClient;
     if (!connect) return async () => undefined;
     const c = await connect();
     let failed: Error | undefined;
     c.on('notification', (m) => {
-      if (m.channel === LAB_CHANNEL) onWake(m.payload ?? '');
+      if (m.channel === LAB_CHANNEL) {
+        const w = parseWake(m.payload ?? '');
+        onWake(w.what, w);
+      }
     });
     // A dropped connection only costs wake-ups: workers poll as well.
     c.on('error', (e) => {

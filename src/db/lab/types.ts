@@ -69,6 +69,19 @@ export interface SchedulerHostRow {
   props: Record<string, string>;
 }
 
+/** A notification on the lab's channel, parsed. */
+export interface LabWake {
+  /** What changed (`queue`, `released`, …), or `decided`. */
+  what: string;
+  /** The transaction that made the change. */
+  xid?: bigint;
+  /**
+   * For `decided`: the snapshot the decision read, whether it left more to start, and when its plan
+   * has something fall due with time alone (Infinity: nothing).
+   */
+  decided?: { snapshot: string; more: boolean; due?: Millis };
+}
+
 /**
  * Whether schedulerState reads job history: `skip` not at all; `unlessMark` only if its mark has
  * moved from the one given (the caller keeps the history it read with that mark).
@@ -92,6 +105,8 @@ export interface SchedulerState {
   history?: PastJobRun[];
   /** Changes whenever any job's history may have changed. */
   historyMark: number;
+  /** PostgreSQL: the snapshot all of it was read at (`pg_current_snapshot()`), for announceDecision. */
+  snapshot?: string;
 }
 
 export interface JobClaim {
@@ -378,7 +393,12 @@ export interface LabStore {
    * flight queued, a host back in service). PostgreSQL: LISTEN/NOTIFY; sqlite: never (poll instead).
    * Returns a function that stops listening.
    */
-  listen(onWake: (what: string) => void): Promise<() => Promise<void>>;
+  listen(onWake: (what: string, wake: LabWake) => void): Promise<() => Promise<void>>;
+  /**
+   * Tells the other workers (PostgreSQL: NOTIFY) that a decision read the lab at `snapshot` and did
+   * or did not leave more to start: see scheduler/wake-ledger.ts. Nothing on sqlite.
+   */
+  announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void>;
   /**
    * Runs `fn` while no other worker of the lab runs its own (PostgreSQL: an advisory lock held by a
    * connection of this process, released if the process dies; sqlite: as it is, since a take
