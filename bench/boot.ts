@@ -24,7 +24,8 @@
  * apt fetches it once into IMAGES). Everything it starts is stopped and removed at the end, also on
  * failure or SIGINT/SIGTERM; `--cleanup` removes the leftovers of a bench that was killed outright.
  * Env: RUNS (per contender, default 3), IMAGES (default /var/tmp/osstest-e2e-images, shared with the
- * virtual-lab e2e test), ACCEL (tcg or kvm, default tcg), KEEP=1 keeps /tmp/ot-bbench (logs, serial
+ * virtual-lab e2e test), ACCEL (tcg or kvm, default tcg), NIC (virtio or e1000, default virtio; see
+ * below), KEEP=1 keeps /tmp/ot-bbench (logs, serial
  * console of every run).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -58,6 +59,12 @@ import { ensureKeyPair } from '../src/remote/keys.js';
 import { RemoteSession } from '../src/remote/session.js';
 import { DbHostKeyStore } from '../src/testcase/hosts.js';
 
+/**
+ * The test host's NIC, the same for both sides: virtio by default (the virtual lab's paravirtual NIC,
+ * which the image install method needs anyway); NIC=e1000 for QEMU's emulated Intel card, whose
+ * receive path holds packets for about a second after iPXE and the kernel set it up.
+ */
+const NIC = process.env.NIC ?? 'virtio';
 const HELP = `usage: bench/boot [--help] [--cleanup]
 
 Network boot of one QEMU host from power-on to ssh answering: our boot services (iPXE, HTTP) against
@@ -91,6 +98,7 @@ function writeConfig(): string {
   chmodSync(DIR, 0o755);
   const file = join(DIR, 'config');
   const accel = process.env.ACCEL ?? 'tcg';
+  if (NIC !== 'virtio' && NIC !== 'e1000') throw new Error(`NIC=${NIC}: virtio or e1000`);
   if (accel !== 'tcg' && accel !== 'kvm') throw new Error(`ACCEL=${accel}: use tcg or kvm`);
   writeFileSync(
     file,
@@ -109,6 +117,7 @@ function writeConfig(): string {
       'LabBuildHosts 0',
       'LabHostPrefix bb',
       `LabQemuAccel ${accel}`,
+      `LabQemuNic ${NIC}`,
       '# ours is our own DHCP and TFTP servers, whatever a site config says',
       'BootServices builtin',
       `TftpPath ${join(DIR, 'tftp')}`,
@@ -568,7 +577,7 @@ async function bench(): Promise<void> {
       key: readFileSync(config.path('TestHostKeypairPath')),
     };
     log(
-      `bench/boot: ${HOST} (${plan.qemu.accel}, ${plan.qemu.memoryMb} MB, e1000/iPXE ROM), kernel ${kernel.release}, ` +
+      `bench/boot: ${HOST} (${plan.qemu.accel}, ${plan.qemu.memoryMb} MB, ${plan.qemu.nic}/iPXE ROM), kernel ${kernel.release}, ` +
         `${runs} runs each, alternating; times from QEMU start to the ssh banner, s`,
     );
     log(

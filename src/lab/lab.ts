@@ -145,7 +145,9 @@ function vmSpec(plan: LabPlan, h: LabQemuHost): QemuVmSpec {
       '-netdev',
       `tap,id=net0,ifname=${h.tap},script=no,downscript=no`,
       '-device',
-      `${plan.qemu.nic === 'virtio' ? 'virtio-net-pci' : 'e1000'},netdev=net0,mac=${h.mac}`,
+      // The emulated e1000 otherwise "negotiates" its link for ~2 s after every driver load (the
+      // ramdisk waits for carrier before DHCP): a tap has no link partner to negotiate with.
+      `${plan.qemu.nic === 'virtio' ? 'virtio-net-pci' : 'e1000,autonegotiation=off'},netdev=net0,mac=${h.mac}`,
       ...(plan.qemu.disk === '0'
         ? []
         : ['-drive', `file=${join(h.vmDir, 'disk.qcow2')},if=virtio,format=qcow2,cache=unsafe`]),
