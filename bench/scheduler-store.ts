@@ -20,7 +20,7 @@ import { connectionConfig } from '../src/db/postgres/connection.js';
 import type { Store } from '../src/db/store.js';
 import type { SchedHost } from '../src/scheduler/types.js';
 import type { TestPostgres } from '../test/helpers/postgres.js';
-import type { WorkerArgs, WorkerReport } from './scheduler-worker.js';
+import type { DecisionCounts, WorkerArgs, WorkerReport } from './scheduler-worker.js';
 
 export interface BenchJobDef {
   key: string;
@@ -35,27 +35,9 @@ export interface BenchJobDef {
   installMs: number;
 }
 
-export interface StoreRun {
+/** One run of the store phase: the workers' counts summed (see DecisionCounts), and the run's own. */
+export interface StoreRun extends DecisionCounts {
   kind: 'postgres' | 'sqlite';
-  /** Every decision's wall time, ms (all workers). */
-  calls: number[];
-  /** Decisions that claimed a job. */
-  claims: number[];
-  replans: number;
-  /** Calls that made no decision: another worker's had seen what woke this one. */
-  skipped: number;
-  /** Jobs claimed (a decision may claim several). */
-  claimed: number;
-  /** Calls over 40 ms, with their phases. */
-  slow: Record<string, number>[];
-  /** Time in each phase of the decisions, ms summed over all workers. */
-  phases: Record<string, number>;
-  /** Wall times by re-plans (index 3: 3 or more), all workers. */
-  byReplans: number[][];
-  /** Lost takes by reason, all workers. */
-  lostWhy: Record<string, number>;
-  settled: number;
-  ran: number;
   /** Jobs that passed, of all. */
   passed: number;
   total: number;

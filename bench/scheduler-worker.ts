@@ -53,10 +53,8 @@ function timed(store: Store): Store {
   return timing(new Proxy(store, { get: (t, p, r) => (p === 'lab' ? lab : Reflect.get(t, p, r)) }), '');
 }
 
-export interface WorkerReport {
-  /** Store methods by total time spent in them during decisions, ms. */
-  inStore: Record<string, number>;
-  id: string;
+/** What the workers count about their claimNext calls (summed over workers by the parent). */
+export interface DecisionCounts {
   /** Wall time of every claimNext call, ms. */
   calls: number[];
   /** Of those, the calls that claimed a job. */
@@ -76,6 +74,12 @@ export interface WorkerReport {
   lostWhy: Record<string, number>;
   settled: number;
   ran: number;
+}
+
+export interface WorkerReport extends DecisionCounts {
+  /** Store methods by total time spent in them during decisions, ms. */
+  inStore: Record<string, number>;
+  id: string;
   errors: string[];
 }
 

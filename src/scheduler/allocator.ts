@@ -546,16 +546,7 @@ function emptyOutcome(): ClaimOutcome {
 }
 
 async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
-  const out: ClaimOutcome = {
-    settled: [],
-    claims: [],
-    replans: 0,
-    waiting: [],
-    lost: [],
-    more: false,
-    skipped: false,
-    ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
-  };
+  const out = emptyOutcome();
   const cache = o.cache ?? new PlanCache();
   const timed = async <T>(phase: 'reading' | 'taking', f: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();

@@ -849,17 +849,7 @@ export class LabStoreImpl implements LabStore {
           `SELECT host, state FROM host_health WHERE host IN (${inList})`,
           ...names,
         ),
-        query<{
-          host: string;
-          type: string;
-          harness: string;
-          state: string;
-          slots: number;
-          wear: number;
-          wear_limit: number;
-          holders: number;
-          mine: number;
-        }>(
+        query<Omit<ShareRow, 'created'> & { mine: number }>(
           `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
              (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
              (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
