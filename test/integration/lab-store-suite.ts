@@ -4,8 +4,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, StoreError } from '../../src/db/errors.js';
-import type { HoldEvent } from '../../src/db/lab/types.js';
+import type { HoldEvent, LabWake } from '../../src/db/lab/types.js';
 import type { Store } from '../../src/db/store.js';
+import { WakeLedger } from '../../src/scheduler/wake-ledger.js';
 import type { StoreFixture } from './store-suite.js';
 
 /**
@@ -568,6 +569,46 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
         'planner broke',
       );
       await expect(other.lab.deciding(async () => 'next')).resolves.toBe('next');
+    });
+
+    it('names the transaction in change notifications and carries decisions to other workers (PostgreSQL)', async () => {
+      if (!store.lab.notifies) {
+        // sqlite has no NOTIFY (its workers poll): no snapshot to announce, and announcing does nothing.
+        expect(store.kind).toBe('sqlite');
+        const s = await store.lab.schedulerState({ now: T0, historySince: 0 });
+        expect(s.snapshot).toBeUndefined();
+        await expect(store.lab.announceDecision(s.snapshot, false)).resolves.toBeUndefined();
+        return;
+      }
+      const other = fx.reopen ? await fx.reopen() : store;
+      if (other !== store) others.push(other);
+      const heard: LabWake[] = [];
+      const stop = await other.lab.listen((_what, w) => heard.push(w));
+      try {
+        const until = async (n: number) => {
+          for (let i = 0; i < 200 && heard.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+          expect(heard.length).toBeGreaterThanOrEqual(n);
+        };
+        await store.lab.queueFlight('f', { by: 't', now: T0 });
+        await until(1);
+        expect(heard[0]!.what).toBe('queue');
+        const xid = heard[0]!.xid!;
+        expect(typeof xid).toBe('bigint');
+        // A snapshot read after that commit sees it: a worker woken by it need not decide again.
+        const s = await store.lab.schedulerState({ now: T0, historySince: 0 });
+        const ledger = new WakeLedger();
+        ledger.deciding();
+        ledger.changed(xid);
+        expect(ledger.needed).toBe(true);
+        await store.lab.announceDecision(s.snapshot, false, T0 + 5_000);
+        await until(2);
+        const d = heard[1]!.decided!;
+        expect(d).toEqual({ snapshot: s.snapshot, more: false, due: T0 + 5_000 });
+        ledger.decided(d.snapshot, d.more, d.due, T0);
+        expect(ledger.needed).toBe(false);
+      } finally {
+        await stop();
+      }
     });
 
     it('gives a host to one claimer when two connections race for it', async () => {

@@ -1471,11 +1471,17 @@ export class LabStoreImpl implements LabStore {
   async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {
     if (!this.db.dialect.pg || snapshot === undefined) return;
     const when = due === undefined ? '' : Number.isFinite(due) ? ` ${Math.round(due)}` : ' -';
+    // One round trip (BEGIN, NOTIFY, COMMIT): it is said while the decision still holds its turn.
     await this.db.tx('announceDecision', function* () {
-      yield* sql(
-        'SELECT pg_notify(?, ?)',
-        LAB_CHANNEL,
-        `decided ${more ? 'more' : 'done'} ${snapshot}${when}`,
+      yield* batch(
+        [
+          query(
+            'SELECT pg_notify(?, ?)',
+            LAB_CHANNEL,
+            `decided ${more ? 'more' : 'done'} ${snapshot}${when}`,
+          ),
+        ],
+        { commit: true },
       );
     });
   }
