@@ -108,7 +108,8 @@ async function teardownSlot(slot: NetnsSlot): Promise<void> {
   // The kernel destroys a namespace (and with it the veth) asynchronously; delete the link ourselves so
   // the slot's names are free at once.
   const link = await ip(['link', 'del', slot.vethRoot]);
-  if (link.exitCode !== 0 && !/Cannot find device|does not exist/.test(link.stderr)) {
+  // The kernel may finish destroying it between our lookup and the delete: "No such device".
+  if (link.exitCode !== 0 && !/Cannot find device|does not exist|No such device/.test(link.stderr)) {
     throw new Error(`removing interface ${slot.vethRoot}: ${link.stderr.trim()}`);
   }
 }
