@@ -194,6 +194,16 @@ function queueRunvarsSql(known: number): string {
    WHERE NOT r.synth ${known > 0 ? `AND r.flight NOT IN (${placeholders(known)})` : ''}`;
 }
 
+const toQueuedFlight = (r: QueuedFlightRow): QueuedFlight => ({
+  flight: r.flight,
+  queued: Number(r.queued),
+  priority: r.priority === null ? null : Number(r.priority),
+  queuedBy: r.queued_by,
+  intended: r.intended,
+  blessing: r.blessing,
+  started: r.started === null ? null : Number(r.started),
+});
+
 function toLabQueue(fs: QueuedFlightRow[], jobs: QueueJobRow[], vars: RunvarRow[]): LabQueue {
   const byJob = new Map<string, Record<string, string>>();
   for (const v of vars) {
@@ -204,17 +214,7 @@ function toLabQueue(fs: QueuedFlightRow[], jobs: QueueJobRow[], vars: RunvarRow[
   }
   const listed = new Set(fs.map((r) => r.flight));
   return {
-    flights: fs.map(
-      (r): QueuedFlight => ({
-        flight: r.flight,
-        queued: Number(r.queued),
-        priority: r.priority === null ? null : Number(r.priority),
-        queuedBy: r.queued_by,
-        intended: r.intended,
-        blessing: r.blessing,
-        started: r.started === null ? null : Number(r.started),
-      }),
-    ),
+    flights: fs.map(toQueuedFlight),
     // READ COMMITTED on PostgreSQL (labQueue): a flight queued between the first SELECT and the
     // second has jobs here but no row above; it is seen whole by the next look.
     jobs: jobs
@@ -631,15 +631,7 @@ export class LabStoreImpl implements LabStore {
         opts.by,
       ))[0]!;
       yield* notify(d, 'queue');
-      return {
-        flight: r.flight,
-        queued: Number(r.queued),
-        priority: r.priority === null ? null : Number(r.priority),
-        queuedBy: r.queued_by,
-        intended: f.intended,
-        blessing: f.blessing,
-        started: f.started === null ? null : Number(f.started),
-      };
+      return toQueuedFlight({ ...r, ...f });
     });
   }
 
