@@ -2,10 +2,18 @@
  * The dnsmasq backend's files (what a real dnsmasq does with them is in
  * test/integration/dnsmasq-netns.test.ts) and the BootServices setting.
  */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/config.js';
 import { bootServicesKind } from '../../src/provision/boot-services/common.js';
-import { dnsmasqConf, dnsmasqHostFiles, hostTag } from '../../src/provision/boot-services/dnsmasq.js';
+import {
+  DnsmasqService,
+  dnsmasqConf,
+  dnsmasqHostFiles,
+  hostTag,
+} from '../../src/provision/boot-services/dnsmasq.js';
 
 const opts = {
   binary: '/usr/sbin/dnsmasq',
@@ -85,6 +93,35 @@ describe('dnsmasq config', () => {
     expect(() => dnsmasqConf({ ...opts, tftpRoot: '/srv/tftp\ndhcp-range=0.0.0.0' })).toThrow(
       /TFTP root .* cannot be written/,
     );
+  });
+});
+
+describe('dnsmasq that exits at once', () => {
+  // The exit event can come before the last of stderr is read (CI saw an empty reason once); the error
+  // must still carry dnsmasq's words. The stand-in makes that order certain: its words come from a
+  // process that outlives it on the same stderr. A real dnsmasq refusing an interface is in the netns test.
+  it('is an error with the reason it printed, even when the words come after the exit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'osstest-dnsmasq-quick-exit-'));
+    try {
+      const fake = join(dir, 'dnsmasq');
+      writeFileSync(
+        fake,
+        '#!/bin/sh\n(sleep 0.2; echo "dnsmasq: unknown interface nosuchif0" >&2) &\nexit 2\n',
+      );
+      chmodSync(fake, 0o755);
+      for (let i = 0; i < 3; i++) {
+        const svc = new DnsmasqService({
+          ...opts,
+          binary: fake,
+          stateDir: join(dir, 'state'),
+          tftpRoot: join(dir, 'tftp'),
+          leaseFile: join(dir, 'leases'),
+        });
+        await expect(svc.start([])).rejects.toThrow(/did not start: dnsmasq: unknown interface nosuchif0/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -230,6 +230,9 @@ export class DnsmasqService {
     });
     this.child = child;
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+    // 'close' comes after its stdout and stderr have ended, so its last words are in `output` by then
+    // ('exit' can come first, and the error would lose the reason dnsmasq gave).
+    const closed = new Promise<'exited'>((resolve) => child.once('close', () => resolve('exited')));
     child.once('exit', (code, sig) => {
       this.exited = true;
       o.log(`dnsmasq exited (${code ?? sig})`);
@@ -242,7 +245,7 @@ export class DnsmasqService {
     // Once dnsmasq says it read the hosts file it has bound its sockets and serves; exiting first is failing.
     const ready = await Promise.race([
       this.waitForLine((l) => l.includes(`read ${this.hostsFile}`), 15_000).then(() => 'ready' as const),
-      new Promise<'exited'>((r) => this.exitWaiters.push(() => r('exited'))),
+      closed,
       spawnError.then((e) => e),
     ]).catch((e: unknown) => e as Error);
     if (ready !== 'ready') {
