@@ -65,7 +65,8 @@ export async function withFileLock<T>(
     stderr += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => resolve(code));
+    // 'close', not 'exit': the stderr we report must have been read to its end.
+    child.once('close', (code) => resolve(code));
     child.once('error', () => resolve(null));
   });
   const locked = await new Promise<boolean>((resolve) => {
