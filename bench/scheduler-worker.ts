@@ -222,7 +222,8 @@ async function main(): Promise<void> {
           })
           .finally(() => {
             running -= 1;
-            ledger.changed();
+            // As the worker does: the job's end comes back as closeJob's NOTIFY, with its transaction.
+            if (!store.lab.notifies) ledger.changed();
             poke();
           });
       }

@@ -447,13 +447,18 @@ export class LabWorker {
     });
     r.done = (async () => {
       const how = await exited;
+      // Whether the job's end reaches the ledger as a change with its transaction (closeJob's NOTIFY),
+      // so that a decision another worker makes after it can stand for ours; otherwise decide.
+      let notified = false;
       try {
         await this.finish(r, how);
+        notified = this.store.lab.notifies && !this.fenced;
       } catch (e) {
         this.log(`${key}: tidying up after the runner failed: ${(e as Error).message}`);
       } finally {
         this.running.delete(key);
-        this.wake();
+        if (notified) this.rouse();
+        else this.wake();
       }
     })();
   }
