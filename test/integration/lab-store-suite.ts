@@ -525,6 +525,27 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
       expect(known.queue.jobs.find((j) => j.flight === 'f' && j.job === 'b')!.runvars).toEqual({
         host_hostflags: 'x',
       });
+      // A dependency's end is its last step's; jobs come in byte order of flight, then job.
+      expect(s.queue.jobs.find((j) => j.flight === 'f' && j.job === 'a')!.lastFinished).toBe(T0 + 60_000);
+      const order = s.queue.jobs.map((j) => `${j.flight} ${j.job}`);
+      expect(order).toEqual([...order].sort());
+      // Every queued flight known and history skipped: those statements are not run, the rest is the same.
+      const lean = await store.lab.schedulerState({
+        now,
+        historySince: 0,
+        runvarsKnown: ['f', 'g'],
+        history: 'skip',
+      });
+      expect(lean.queue.jobs.every((j) => Object.keys(j.runvars).length === 0)).toBe(true);
+      expect(lean.queue.jobs.map((j) => ({ ...j, runvars: {} }))).toEqual(
+        s.queue.jobs.map((j) => ({ ...j, runvars: {} })),
+      );
+      expect([lean.hosts, lean.reservations, lean.historyMark, lean.history]).toEqual([
+        s.hosts,
+        s.reservations,
+        s.historyMark,
+        undefined,
+      ]);
       // History: skipped when asked; read only when its mark moved.
       expect(
         (await store.lab.schedulerState({ now, historySince: 0, history: 'skip' })).history,

@@ -58,10 +58,18 @@ export function* sql<R>(text: string, ...params: unknown[]): Generator<Stmt, R[]
 export interface Query<R> extends Stmt {
   /** Only carries the row type. */
   readonly row?: R;
+  /** See omitted(). */
+  readonly omitted?: true;
 }
 export function query<R>(text: string, ...params: unknown[]): Query<R> {
   return { sql: text, params };
 }
+
+/** A batch's place for a statement the body knows it does not need this time: not sent, no rows. */
+export function omitted<R>(): Query<R> {
+  return { sql: '', params: [], omitted: true };
+}
+const isOmitted = (x: Stmt): boolean => 'omitted' in x;
 type RowsOf<T extends readonly Stmt[]> = { [K in keyof T]: T[K] extends Query<infer R> ? R[] : unknown[] };
 
 /**
@@ -116,7 +124,7 @@ export function sqliteDriver(db: Database.Database, where: string): LabDriver {
       const st = step.value;
       if (isBatch(st)) {
         committed = st.commit;
-        step = body.next(st.batch.map(exec));
+        step = body.next(st.batch.map((x) => (isOmitted(x) ? [] : exec(x))));
       } else step = body.next(exec(st));
     }
     return step.value;
@@ -209,12 +217,15 @@ export function postgresDriver(pool: pg.Pool, where: string): LabDriver {
             if (committed) throw new StoreError(`${what}: a statement after the batch that committed`);
             const st = step.value;
             if (isBatch(st)) {
-              const texts = st.batch.map((x) => inline(c, x));
+              const sent = st.batch.filter((x) => !isOmitted(x));
+              const texts = sent.map((x) => inline(c, x));
               if (!open) texts.unshift(begin);
               if (st.commit) texts.push('COMMIT');
-              const r = await c.query(texts.join(';\n'));
+              const r = texts.length === 0 ? [] : await c.query(texts.join(';\n'));
               const results = (Array.isArray(r) ? r : [r]) as pg.QueryResult[];
-              const rows = results.slice(open ? 0 : 1, (open ? 0 : 1) + st.batch.length).map((x) => x.rows);
+              const got = results.slice(open ? 0 : 1, (open ? 0 : 1) + sent.length);
+              let next = 0;
+              const rows = st.batch.map((x) => (isOmitted(x) ? [] : got[next++]!.rows));
               open = true;
               committed = st.commit;
               step = gen.next(rows);
