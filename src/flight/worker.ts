@@ -193,7 +193,7 @@ export class LabWorker {
   /** A notification: a change by a known transaction, or another worker's decision. */
   private heard(w: LabWake): void {
     if (w.decided) {
-      this.ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due);
+      this.ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due, Date.now(), w.xid);
       if (w.decided.more) this.rouse();
       return;
     }

@@ -80,17 +80,20 @@ export class WakeLedger {
    * A decision (this worker's or another's) read the lab at `snapshot` and found `more` to start
    * than it took (or could not tell); its plan has something fall due at `due` (epoch ms; Infinity:
    * nothing). Changes it saw need no decision of ours unless there is more.
+   *
+   * The more it left is work like a change's, made by the transaction that announced it (`xid`, which
+   * commits after the decision's claims): a later decision that saw it and found nothing more has
+   * started it all. Without that, one decision that left more made every worker decide in turn, the
+   * last ones finding nothing (bench/scheduler). Not knowing the transaction, decide.
    */
-  decided(snapshot: string | undefined, more: boolean, due?: number, now = Date.now()): void {
+  decided(snapshot: string | undefined, more: boolean, due?: number, now = Date.now(), xid?: bigint): void {
     this.lastDecision = now;
     // Unknown (another store, an old worker): assume it falls due at once, so polls decide.
     this.due = due ?? Number.NEGATIVE_INFINITY;
-    if (more) {
-      this.unknown = true;
-      return;
-    }
     const s = snapshot === undefined ? undefined : parseSnapshot(snapshot);
-    if (!s) return;
-    for (const x of this.pending) if (visibleIn(x, s)) this.pending.delete(x);
+    if (s) for (const x of this.pending) if (visibleIn(x, s)) this.pending.delete(x);
+    if (!more) return;
+    if (xid === undefined) this.unknown = true;
+    else this.pending.add(xid);
   }
 }

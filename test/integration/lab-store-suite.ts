@@ -625,7 +625,22 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
         await until(2);
         const d = heard[1]!.decided!;
         expect(d).toEqual({ snapshot: s.snapshot, more: false, due: T0 + 5_000 });
-        ledger.decided(d.snapshot, d.more, d.due, T0);
+        ledger.decided(d.snapshot, d.more, d.due, T0, heard[1]!.xid);
+        expect(ledger.needed).toBe(false);
+        // A decision that left more names its own transaction: work for whoever decides next, done
+        // once a decision that saw that transaction finds nothing more.
+        await store.lab.announceDecision(s.snapshot, true, Number.POSITIVE_INFINITY);
+        await until(3);
+        const more = heard[2]!;
+        expect(more.decided).toEqual({ snapshot: s.snapshot, more: true, due: Number.POSITIVE_INFINITY });
+        expect(more.xid! > xid).toBe(true);
+        ledger.decided(more.decided!.snapshot, true, more.decided!.due, T0, more.xid);
+        expect(ledger.needed).toBe(true);
+        // The same old snapshot does not see the announcement; a fresh one does.
+        ledger.decided(s.snapshot, false, undefined, T0);
+        expect(ledger.needed).toBe(true);
+        const later = await store.lab.schedulerState({ now: T0, historySince: 0 });
+        ledger.decided(later.snapshot, false, undefined, T0);
         expect(ledger.needed).toBe(false);
       } finally {
         await stop();

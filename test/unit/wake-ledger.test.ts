@@ -36,6 +36,12 @@ describe('snapshots', () => {
       decided: { more: false, snapshot: '10:10:', due: 1_800_000_000_000 },
     });
     expect(parseWake('decided done 10:10: -').decided!.due).toBe(Number.POSITIVE_INFINITY);
+    // With the announcing transaction; a due that was not said.
+    expect(parseWake('decided more 10:12:11 ? 4712')).toEqual({
+      what: 'decided',
+      xid: 4712n,
+      decided: { more: true, snapshot: '10:12:11' },
+    });
     expect(parseWake('queue')).toEqual({ what: 'queue' });
   });
 });
@@ -59,6 +65,18 @@ describe('the wake ledger', () => {
     l.changed(62n);
     l.decided('70:70:', true);
     expect(l.needed).toBe(true);
+    l.deciding();
+    l.decided('70:70:', false);
+    expect(l.needed).toBe(false);
+    // Left more, announced by transaction 72: decide, unless a later decision that saw 72 found nothing more.
+    l.decided('71:71:', true, undefined, undefined, 72n);
+    expect(l.needed).toBe(true);
+    l.decided('72:72:', false);
+    expect(l.needed).toBe(true);
+    l.decided('73:73:', true, undefined, undefined, 74n);
+    expect(l.needed).toBe(true);
+    l.decided('75:75:', false);
+    expect(l.needed).toBe(false);
     // Our own decision: what woke us is in what it reads.
     l.deciding();
     l.decided('80:80:', false);

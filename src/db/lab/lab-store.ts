@@ -377,15 +377,13 @@ function* notify(d: Dialect, what: string): TxBody<void> {
  */
 export function parseWake(payload: string): LabWake {
   const parts = payload.trim().split(/\s+/);
-  if (
-    parts[0] === 'decided' &&
-    (parts.length === 3 || parts.length === 4) &&
-    /^(more|done)$/.test(parts[1]!)
-  ) {
+  // `decided more|done SNAPSHOT [DUE [XID]]`, DUE a time, `-` (nothing falls due) or `?` (not said).
+  if (parts[0] === 'decided' && parts.length >= 3 && parts.length <= 5 && /^(more|done)$/.test(parts[1]!)) {
     const decided: NonNullable<LabWake['decided']> = { more: parts[1] === 'more', snapshot: parts[2]! };
     if (parts[3] === '-') decided.due = Number.POSITIVE_INFINITY;
     else if (parts[3] !== undefined && /^\d+$/.test(parts[3])) decided.due = Number(parts[3]);
-    return { what: 'decided', decided };
+    const xid = parts[4] !== undefined && /^\d+$/.test(parts[4]) ? { xid: BigInt(parts[4]) } : {};
+    return { what: 'decided', ...xid, decided };
   }
   const last = parts.at(-1) ?? '';
   if (parts.length >= 2 && /^\d+$/.test(last))
@@ -1493,15 +1491,16 @@ export class LabStoreImpl implements LabStore {
 
   async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {
     if (!this.db.dialect.pg || snapshot === undefined) return;
-    const when = due === undefined ? '' : Number.isFinite(due) ? ` ${Math.round(due)}` : ' -';
+    const when = due === undefined ? '?' : Number.isFinite(due) ? String(Math.round(due)) : '-';
     // One round trip (BEGIN, NOTIFY, COMMIT): it is said while the decision still holds its turn.
+    // It names its own transaction, which commits after the decision's claims (see LabWake).
     await this.db.tx('announceDecision', function* () {
       yield* batch(
         [
           query(
-            'SELECT pg_notify(?, ?)',
+            "SELECT pg_notify(?, ? || ' ' || pg_current_xact_id()::text)",
             LAB_CHANNEL,
-            `decided ${more ? 'more' : 'done'} ${snapshot}${when}`,
+            `decided ${more ? 'more' : 'done'} ${snapshot} ${when}`,
           ),
         ],
         { commit: true },

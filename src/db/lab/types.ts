@@ -77,7 +77,8 @@ export interface LabWake {
   xid?: bigint;
   /**
    * For `decided`: the snapshot the decision read, whether it left more to start, and when its plan
-   * has something fall due with time alone (Infinity: nothing).
+   * has something fall due with time alone (Infinity: nothing). `xid` is then the announcement's own
+   * transaction, committed after the decision's claims: a later decision that sees it saw them.
    */
   decided?: { snapshot: string; more: boolean; due?: Millis };
 }
