@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/config.js';
 import { FrozenError, StoreError } from '../../src/db/errors.js';
 import { openConfiguredStore } from '../../src/db/from-config.js';
+import { batch, omitted, postgresDriver, query } from '../../src/db/lab/driver.js';
 import { openStore } from '../../src/db/open.js';
 import { connectionConfig, describeConnection, parseKeywordValue } from '../../src/db/postgres/connection.js';
 import { MIGRATION_LOCK } from '../../src/db/postgres/migrate.js';
@@ -184,6 +185,38 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
   });
 
   describe('postgres store specifics', () => {
+    it('a batch that fails rolls its transaction back: the pooled connection is fit for the next one', async () => {
+      const pool = new pg.Pool({ ...connectionConfig(db), max: 1 });
+      const d = postgresDriver(pool, 'test');
+      try {
+        // The batch opens the transaction (BEGIN goes with it), then a statement in it fails.
+        for (const at of [0, 1]) {
+          const stmts = [query('SELECT 1 AS one'), query('SELECT 1 / 0 AS boom')];
+          await expect(
+            d.tx('failing', function* () {
+              return yield* batch(at === 0 ? stmts.reverse() : stmts);
+            }),
+          ).rejects.toThrow(/division by zero/);
+          // One connection in the pool: the same one must now work.
+          const [[row]] = await d.tx(
+            'after',
+            function* () {
+              return yield* batch([query<{ two: number }>('SELECT 2 AS two')]);
+            },
+            { readOnly: true },
+          );
+          expect(row).toEqual({ two: 2 });
+        }
+        // Omitted statements are not sent and give no rows; the others keep their places.
+        const got = await d.tx('omitted', function* () {
+          return yield* batch([omitted(), query<{ x: number }>('SELECT 3 AS x'), omitted()]);
+        });
+        expect(got).toEqual([[], [{ x: 3 }], []]);
+      } finally {
+        await pool.end();
+      }
+    });
+
     it('opens through openStore and through JobDB Executive in the config', async () => {
       const { conn, drop } = await freshSchema();
       try {

@@ -219,19 +219,22 @@ export function postgresDriver(pool: pg.Pool, where: string): LabDriver {
             if (isBatch(st)) {
               const sent = st.batch.filter((x) => !isOmitted(x));
               const texts = sent.map((x) => inline(c, x));
-              if (!open) texts.unshift(begin);
+              const opens = !open;
+              if (opens) texts.unshift(begin);
               if (st.commit) texts.push('COMMIT');
+              // Open from here on, even if a statement fails: the failed transaction must be rolled
+              // back, or the pooled connection goes back aborted and fails whoever has it next.
+              open = true;
               const r = texts.length === 0 ? [] : await c.query(texts.join(';\n'));
               const results = (Array.isArray(r) ? r : [r]) as pg.QueryResult[];
-              const got = results.slice(open ? 0 : 1, (open ? 0 : 1) + sent.length);
+              const got = results.slice(opens ? 1 : 0, (opens ? 1 : 0) + sent.length);
               let next = 0;
               const rows = st.batch.map((x) => (isOmitted(x) ? [] : got[next++]!.rows));
-              open = true;
               committed = st.commit;
               step = gen.next(rows);
             } else if (!open) {
+              open = true; // as above
               const r = (await c.query(`${begin};\n${inline(c, st)}`)) as unknown as pg.QueryResult[];
-              open = true;
               step = gen.next(r[1]!.rows);
             } else {
               const r = await c.query(dollars(st.sql), st.params as unknown[]);
