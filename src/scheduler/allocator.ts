@@ -203,8 +203,43 @@ function memoFor(cache: PlanCache | undefined): SnapshotMemo {
   return m;
 }
 
+/** Adds the history of queued job names the kept history was not read for (a flight of new jobs). */
+async function addMissingHistory(
+  o: AllocatorOptions,
+  kept: NonNullable<SnapshotMemo['history']>,
+  names: Iterable<string>,
+  now: Millis,
+): Promise<void> {
+  const missing = [...names].filter((n) => !kept.names.has(n));
+  if (missing.length === 0) return;
+  const more = await o.store.lab.pastRuns(missing, { since: now - HISTORY_MS });
+  for (const n of missing) kept.names.add(n);
+  kept.runs = [...kept.runs, ...more].sort((a, b) => b.finished - a.finished);
+  delete kept.byJob;
+}
+
+/**
+ * Brings the kept job history up to date before a worker's turn to decide, so that the decision's
+ * own read skips it. Estimates need no history fresher than a few seconds, and reading it (or a new
+ * flight's names' history) inside the turn made the slowest decisions and kept the other workers
+ * waiting: ~15 ms of a 20 ms read (bench/scheduler, 2026-12-03).
+ */
+async function refreshHistory(o: AllocatorOptions): Promise<void> {
+  const now = (o.now ?? Date.now)();
+  const memo = memoFor(o.cache);
+  const h = await o.store.lab.jobHistory({ since: now - HISTORY_MS, ...historyAsk(memo.history, now) });
+  if (h.runs || !memo.history)
+    memo.history = { mark: h.mark, read: now, names: new Set(h.queuedJobs), runs: h.runs ?? [] };
+  else await addMissingHistory(o, memo.history, h.queuedJobs, now);
+}
+
 /** Reads the lab's state and the runnable queue; `extra` adds a job that is not queued for workers (a run-job by hand). */
-export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): Promise<LabSnapshot> {
+export async function labSnapshot(
+  o: AllocatorOptions,
+  extra?: QueuedJobInput,
+  /** The kept history was brought up to date just before (refreshHistory): do not read it again. */
+  historyFresh = false,
+): Promise<LabSnapshot> {
   const { store, config } = o;
   const now = (o.now ?? Date.now)();
   const names = extra ? [extra.job] : [];
@@ -221,7 +256,7 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
     // Job history changes only when a run ends: read again when it may have (but not more often
     // than every few seconds: estimates need no fresher history, and a busy lab's runs end all
     // the time), and at least once a minute.
-    ...historyAsk(memo.history, now),
+    ...(historyFresh && memo.history ? { history: 'skip' as const } : historyAsk(memo.history, now)),
   });
   const { hosts, health, shares, holds, queue, reservations: booked } = state;
   const queuedNames = new Set([
@@ -231,14 +266,8 @@ export async function labSnapshot(o: AllocatorOptions, extra?: QueuedJobInput): 
   if (state.history || !memo.history) {
     memo.history = { mark: state.historyMark, read: now, names: queuedNames, runs: state.history ?? [] };
   } else {
-    // A queued job name the kept history was not read for (a flight of new jobs): read its history now.
-    const missing = [...queuedNames].filter((n) => !memo.history!.names.has(n));
-    if (missing.length > 0) {
-      const more = await store.lab.pastRuns(missing, { since: now - HISTORY_MS });
-      for (const n of missing) memo.history.names.add(n);
-      memo.history.runs = [...memo.history.runs, ...more].sort((a, b) => b.finished - a.finished);
-      delete memo.history.byJob;
-    }
+    // A queued job name the kept history was not read for (a flight queued since): read its history now.
+    await addMissingHistory(o, memo.history, queuedNames, now);
   }
   const queued = new Set(queue.flights.map((f) => f.flight));
   for (const f of memo.runvars.keys()) if (!queued.has(f)) memo.runvars.delete(f);
@@ -420,7 +449,9 @@ export interface QueuedJobInput {
   idents?: string[];
 }
 
-function shareTake(d: Extract<Decision, { kind: 'allocate' }>): ShareTake | undefined {
+type AllocateDecision = Extract<Decision, { kind: 'allocate' }>;
+
+function shareTake(d: AllocateDecision): ShareTake | undefined {
   return d.share;
 }
 
@@ -483,8 +514,8 @@ export interface ClaimOutcome {
   dbSnapshot?: string;
   /** When that plan has something fall due with time alone (a booking, a job starving); Infinity: nothing. */
   nextDue?: Millis;
-  /** Where the call's time went, ms: waiting for other workers' decisions, reading the lab (and working out the snapshot), planning, taking hosts. */
-  ms: { waitingForTurn: number; reading: number; planning: number; taking: number };
+  /** Where the call's time went, ms: bringing the job history up to date (before its turn), waiting for other workers' decisions, reading the lab (and working out the snapshot), planning, taking hosts. */
+  ms: { history: number; waitingForTurn: number; reading: number; planning: number; taking: number };
   /** Runnable jobs left waiting (with why), for display. */
   waiting: { key: string; reason: string }[];
 }
@@ -494,6 +525,9 @@ export interface ClaimOutcome {
  * when another worker got there first. Ends jobs the planner finds starved or impossible.
  */
 export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
+  const cache = o.cache ?? new PlanCache();
+  const h0 = performance.now();
+  await refreshHistory({ ...o, cache });
   const t0 = performance.now();
   let waited = 0;
   const out = await o.store.lab.deciding(async () => {
@@ -502,7 +536,7 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
     // woke it and left nothing to start.
     if (o.ledger && !o.ledger.needed) return { ...emptyOutcome(), skipped: true };
     o.ledger?.deciding();
-    const got = await decideNext(o);
+    const got = await decideNext({ ...o, cache });
     // Said while still holding the turn, so that workers waiting for it hear it first.
     const more = got.claimed ? got.more : got.lost.length > 0;
     o.ledger?.decided(got.dbSnapshot, more, got.nextDue);
@@ -510,6 +544,7 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
     return got;
   });
   out.ms.waitingForTurn = waited;
+  out.ms.history = t0 - h0;
   return out;
 }
 
@@ -541,7 +576,7 @@ function emptyOutcome(): ClaimOutcome {
     lost: [],
     more: false,
     skipped: false,
-    ms: { waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
+    ms: { history: 0, waitingForTurn: 0, reading: 0, planning: 0, taking: 0 },
   };
 }
 
@@ -557,7 +592,7 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
     }
   };
   for (;;) {
-    const snap = await timed('reading', () => labSnapshot({ ...o, cache }));
+    const snap = await timed('reading', () => labSnapshot({ ...o, cache }, undefined, true));
     if (snap.dbSnapshot !== undefined) out.dbSnapshot = snap.dbSnapshot;
     for (const { job, why } of snap.bad.values()) {
       const reason = `cannot plan hosts: ${why}`;
@@ -595,6 +630,7 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
     let lost = false;
     let lostNow = 0;
     out.waiting = [];
+    const allocs: AllocateDecision[] = [];
     for (const d of tryOrder(p.decisions, snap.snapshot.queue, o.worker)) {
       const pj = snap.jobs.get(d.key)!;
       if (d.kind === 'starved' || d.kind === 'impossible') {
@@ -614,44 +650,71 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
         });
         continue;
       }
-      const share = shareTake(d);
-      const r = await timed('taking', () =>
-        o.store.lab.takeHosts({
-          flight: pj.flight,
-          job: pj.job,
-          holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
-          ...(share ? { share } : {}),
-          claimFor: o.worker,
-          leaseMs: o.leaseMs,
-          expectedEnd: d.end,
-        }),
-      );
-      if (r.ok) {
-        const c: Claimed = {
-          flight: pj.flight,
-          job: pj.job,
-          recipe: pj.recipe,
-          hosts: d.hosts,
-          expectedEnd: d.end,
-        };
-        if (share) c.share = share;
-        out.claims.push(c);
-        out.claimed ??= c;
-        // Another job the plan would start now that no one was seen to take: worth asking again at once.
-        out.more = p.decisions.filter((x) => x.kind === 'allocate').length - out.claims.length - lostNow > 0;
-        // The plan's other jobs to start now use other hosts: this worker may take several in one turn.
-        if (out.claims.length >= (o.maxClaims ?? 1)) return out;
-        continue;
-      }
-      if (/draining|has ended/.test(r.why)) return out;
-      out.lost.push(r.why);
-      lostNow += 1;
-      // Someone else changed the lab since the snapshot: most often another worker, woken by the same
-      // change, took this very job or its hosts. The plan's other decisions use other hosts, so try
-      // them before reading the lab again (with 4 workers, re-planning at once on every lost race
-      // made most decisions read the lab several times: bench/scheduler).
-      lost = true;
+      allocs.push(d);
     }
+    const want = o.maxClaims ?? 1;
+    let next = 0;
+    let refused = false;
+    while (!refused && next < allocs.length && out.claims.length < want) {
+      // The plan's jobs to start now use other hosts, so this worker takes as many as it has slots in
+      // one turn, and at once: taken one after another, a dozen takes were the longest part of the
+      // slowest decisions (bench/scheduler). Two on one host (joins of one shared host) go in
+      // different waves: a claim skips a host row another transaction is taking.
+      const wave: AllocateDecision[] = [];
+      const inWave = new Set<string>();
+      while (next < allocs.length && wave.length < want - out.claims.length) {
+        const hs = Object.values(allocs[next]!.hosts);
+        if (hs.some((h) => inWave.has(h))) break;
+        for (const h of hs) inWave.add(h);
+        wave.push(allocs[next++]!);
+      }
+      const results = await timed('taking', () =>
+        Promise.all(
+          wave.map((d) => {
+            const pj = snap.jobs.get(d.key)!;
+            const share = shareTake(d);
+            return o.store.lab.takeHosts({
+              flight: pj.flight,
+              job: pj.job,
+              holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),
+              ...(share ? { share } : {}),
+              claimFor: o.worker,
+              leaseMs: o.leaseMs,
+              expectedEnd: d.end,
+            });
+          }),
+        ),
+      );
+      results.forEach((r, k) => {
+        const d = wave[k]!;
+        const pj = snap.jobs.get(d.key)!;
+        if (r.ok) {
+          const c: Claimed = {
+            flight: pj.flight,
+            job: pj.job,
+            recipe: pj.recipe,
+            hosts: d.hosts,
+            expectedEnd: d.end,
+          };
+          const share = shareTake(d);
+          if (share) c.share = share;
+          out.claims.push(c);
+          out.claimed ??= c;
+          return;
+        }
+        if (/draining|has ended/.test(r.why)) {
+          refused = true;
+          return;
+        }
+        out.lost.push(r.why);
+        lostNow += 1;
+        // Someone else changed the lab since the snapshot (a job's end, a host taken by hand). The
+        // plan's other decisions use other hosts, so try them before reading the lab again.
+        lost = true;
+      });
+    }
+    // Another job the plan would start now that no one was seen to take: worth asking again at once.
+    if (out.claimed) out.more = allocs.length - out.claims.length - lostNow > 0;
     if (out.claimed || !lost || out.replans >= (o.maxReplans ?? 5)) return out;
     out.replans += 1;
   }

@@ -525,6 +525,17 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
       expect(known.queue.jobs.find((j) => j.flight === 'f' && j.job === 'b')!.runvars).toEqual({
         host_hostflags: 'x',
       });
+      // The history alone (read by a worker before its turn): the same runs and mark, and the queued
+      // jobs' names; none when skipped or when the mark has not moved.
+      const h = await store.lab.jobHistory({ since: 0 });
+      expect(h.mark).toBe(s.historyMark);
+      expect(h.runs).toEqual(await store.lab.pastRuns(['a', 'b', 'c'], { since: 0 }));
+      expect([...h.queuedJobs].sort()).toEqual(['a', 'b', 'c']);
+      expect(await store.lab.jobHistory({ since: 0, history: { unlessMark: h.mark } })).toEqual({
+        mark: h.mark,
+        queuedJobs: h.queuedJobs,
+      });
+      expect((await store.lab.jobHistory({ since: 0, history: 'skip' })).runs).toBeUndefined();
       // A dependency's end is its last step's; jobs come in byte order of flight, then job.
       expect(s.queue.jobs.find((j) => j.flight === 'f' && j.job === 'a')!.lastFinished).toBe(T0 + 60_000);
       const order = s.queue.jobs.map((j) => `${j.flight} ${j.job}`);

@@ -761,6 +761,41 @@ export class LabStoreImpl implements LabStore {
     );
   }
 
+  async jobHistory(opts: { since: Millis; history?: HistoryAsk }): Promise<{
+    queuedJobs: string[];
+    mark: number;
+    runs?: PastJobRun[];
+  }> {
+    const ask = opts.history;
+    const from = ask === undefined || ask === 'skip' ? -1 : ask.unlessMark;
+    const unlessMarkIs = `AND ${HISTORY_MARK} <> ?`;
+    return this.db.tx(
+      'jobHistory',
+      function* () {
+        const [names, marks, runs, runHosts] = yield* batch([
+          query<{ job: string }>(
+            `SELECT j.job FROM jobs j JOIN queued_flights q ON q.flight = j.flight
+             WHERE j.status = 'queued' GROUP BY j.job`,
+          ),
+          query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
+          ask === 'skip'
+            ? omitted<PastRunRow>()
+            : query<PastRunRow>(pastRunsSql(queuedJobNames(0), unlessMarkIs), opts.since, from, 20),
+          ask === 'skip'
+            ? omitted<PastRunHostRow>()
+            : query<PastRunHostRow>(pastRunHostsSql(queuedJobNames(0), unlessMarkIs), opts.since, from),
+        ]);
+        const mark = Number(marks[0]!.mark);
+        return {
+          queuedJobs: names.map((n) => n.job),
+          mark,
+          ...(ask === 'skip' || mark === from ? {} : { runs: toPastRuns(runs, runHosts) }),
+        };
+      },
+      { readOnly: true },
+    );
+  }
+
   async completeFlights(): Promise<{ flight: string; blessing: string }[]> {
     return this.db.tx('completeFlights', function* (d) {
       const done = yield* sql<{ flight: string }>(

@@ -313,6 +313,16 @@ export interface LabStore {
     /** Default: read it. */
     history?: HistoryAsk;
   }): Promise<SchedulerState>;
+  /**
+   * Job history for the allocator's estimates, apart from schedulerState (a worker reads it before its
+   * turn to decide): the names of the queued flights' queued jobs, the history mark, and, as
+   * schedulerState's, their past runs since `since` unless `history` says otherwise.
+   */
+  jobHistory(opts: { since: Millis; history?: HistoryAsk }): Promise<{
+    queuedJobs: string[];
+    mark: number;
+    runs?: PastJobRun[];
+  }>;
   /** Blesses queued flights whose jobs have all ended (with their intended blessing) and takes them off the queue. */
   completeFlights(): Promise<{ flight: string; blessing: string }[]>;
   /** Ends a queued, unclaimed job without running it (starved, or broken when no host can ever serve it). */
