@@ -690,8 +690,10 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
       if (/draining|has ended/.test(r.why)) return out;
       out.lost.push(r.why);
       lostNow += 1;
-      // Someone else changed the lab since the snapshot (a job's end, a host taken by hand). The
-      // plan's other decisions use other hosts, so try them before reading the lab again.
+      // Someone else changed the lab since the snapshot: most often another worker, woken by the same
+      // change, took this very job or its hosts. The plan's other decisions use other hosts, so try
+      // them before reading the lab again (with 4 workers, re-planning at once on every lost race
+      // made most decisions read the lab several times: bench/scheduler).
       lost = true;
     }
     // Another job the plan would start now that no one was seen to take: worth asking again at once.

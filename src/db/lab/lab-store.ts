@@ -333,6 +333,30 @@ const pastRunsSql = (names: string, also = '') =>
 const pastRunHostsSql = (names: string, also = '') =>
   `SELECT DISTINCT flight, job, host FROM allocation_log
    WHERE event = 'allocate' AND job IN ${names} AND at >= ? ${also}`;
+/**
+ * The job history's two statements for a batch (schedulerState, jobHistory), for the queued jobs'
+ * names and `also`: left out when skipped (planning them alone cost 0.7 ms of server time), and
+ * doing nothing when the mark is the caller's (a condition PostgreSQL and sqlite evaluate once,
+ * before reading any row; -1 is never a mark); `read` makes their rows the history, or undefined.
+ */
+function historyStatements(ask: HistoryAsk | undefined, since: Millis, also: readonly string[] = []) {
+  const from = ask === undefined || ask === 'skip' ? -1 : ask.unlessMark;
+  const names = queuedJobNames(also.length);
+  const unlessMarkIs = `AND ${HISTORY_MARK} <> ?`;
+  return {
+    runs:
+      ask === 'skip'
+        ? omitted<PastRunRow>()
+        : query<PastRunRow>(pastRunsSql(names, unlessMarkIs), ...also, since, from, 20),
+    hosts:
+      ask === 'skip'
+        ? omitted<PastRunHostRow>()
+        : query<PastRunHostRow>(pastRunHostsSql(names, unlessMarkIs), ...also, since, from),
+    read: (mark: number, runs: PastRunRow[], hosts: PastRunHostRow[]): PastJobRun[] | undefined =>
+      ask === 'skip' || mark === from ? undefined : toPastRuns(runs, hosts),
+  };
+}
+
 function toPastRuns(runs: PastRunRow[], hosts: PastRunHostRow[]): PastJobRun[] {
   const byRun = new Map<string, string[]>();
   for (const h of hosts) {
@@ -677,12 +701,8 @@ export class LabStoreImpl implements LabStore {
   }): Promise<SchedulerState> {
     const also = [...new Set(opts.alsoJobs ?? [])];
     const known = [...new Set(opts.runvarsKnown ?? [])];
-    // The history's statements are not sent when told to skip, and do nothing when the mark is the
-    // caller's (a condition PostgreSQL and sqlite evaluate once, before reading any row); -1 is never a mark.
-    const ask = opts.history;
-    const from = ask === undefined || ask === 'skip' ? -1 : ask.unlessMark;
-    const unlessMarkIs = `AND ${HISTORY_MARK} <> ?`;
     for (const j of also) checkNonEmpty('job', j);
+    const history = historyStatements(opts.history, opts.historySince, also);
     return this.db.tx(
       'schedulerState',
       function* (d) {
@@ -714,29 +734,14 @@ export class LabStoreImpl implements LabStore {
             `SELECT ${RESERVATION_COLS} FROM reservations WHERE ends > ? ORDER BY starts, host${d.c}, id`,
             opts.now,
           ),
-          // Not sent at all when told to skip: planning them alone cost 0.7 ms of server time.
-          ask === 'skip'
-            ? omitted<PastRunRow>()
-            : query<PastRunRow>(
-                pastRunsSql(queuedJobNames(also.length), unlessMarkIs),
-                ...also,
-                opts.historySince,
-                from,
-                20,
-              ),
-          ask === 'skip'
-            ? omitted<PastRunHostRow>()
-            : query<PastRunHostRow>(
-                pastRunHostsSql(queuedJobNames(also.length), unlessMarkIs),
-                ...also,
-                opts.historySince,
-                from,
-              ),
+          history.runs,
+          history.hosts,
           query<{ mark: number; snapshot: string | null }>(
             `SELECT ${HISTORY_MARK} AS mark, ${d.pg ? 'pg_current_snapshot()::text' : 'NULL'} AS snapshot`,
           ),
         ]);
         const mark = Number(marks[0]!.mark);
+        const past = history.read(mark, runs, runHosts);
         const byHost = new Map<string, SchedulerHostRow>(
           hosts.map((h) => [h.name, { name: h.name, flags: [], props: {} }]),
         );
@@ -754,7 +759,7 @@ export class LabStoreImpl implements LabStore {
           reservations: reservations.map(toReservation),
           historyMark: mark,
           ...(marks[0]!.snapshot === null ? {} : { snapshot: marks[0]!.snapshot }),
-          ...(ask === 'skip' || mark === from ? {} : { history: toPastRuns(runs, runHosts) }),
+          ...(past ? { history: past } : {}),
         };
       },
       { readOnly: true },
@@ -766,9 +771,7 @@ export class LabStoreImpl implements LabStore {
     mark: number;
     runs?: PastJobRun[];
   }> {
-    const ask = opts.history;
-    const from = ask === undefined || ask === 'skip' ? -1 : ask.unlessMark;
-    const unlessMarkIs = `AND ${HISTORY_MARK} <> ?`;
+    const history = historyStatements(opts.history, opts.since);
     return this.db.tx(
       'jobHistory',
       function* () {
@@ -778,19 +781,12 @@ export class LabStoreImpl implements LabStore {
              WHERE j.status = 'queued' GROUP BY j.job`,
           ),
           query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
-          ask === 'skip'
-            ? omitted<PastRunRow>()
-            : query<PastRunRow>(pastRunsSql(queuedJobNames(0), unlessMarkIs), opts.since, from, 20),
-          ask === 'skip'
-            ? omitted<PastRunHostRow>()
-            : query<PastRunHostRow>(pastRunHostsSql(queuedJobNames(0), unlessMarkIs), opts.since, from),
+          history.runs,
+          history.hosts,
         ]);
         const mark = Number(marks[0]!.mark);
-        return {
-          queuedJobs: names.map((n) => n.job),
-          mark,
-          ...(ask === 'skip' || mark === from ? {} : { runs: toPastRuns(runs, runHosts) }),
-        };
+        const got = history.read(mark, runs, runHosts);
+        return { queuedJobs: names.map((n) => n.job), mark, ...(got ? { runs: got } : {}) };
       },
       { readOnly: true },
     );
