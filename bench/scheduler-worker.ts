@@ -142,26 +142,23 @@ async function main(): Promise<void> {
   // on the compressed clock a runner's transactions come 3,600 times denser than run-job's, and on
   // connections of their own they all ran at once beside the decisions (p99 ~120 ms instead of
   // ~85, 2026-12-03): that would measure the compression, not the allocator.
-  const runner = store;
   const sleep = (simMs: number) => new Promise((r) => setTimeout(r, (simMs / HOUR) * a.msPerHour));
   const runvar = async (c: Claimed, name: string) =>
-    Number((await runner.getRunvar(c.flight, c.job, name))?.val ?? '0');
+    Number((await store.getRunvar(c.flight, c.job, name))?.val ?? '0');
   const run = async (c: Claimed) => {
     const total = await runvar(c, 'bench_ms');
     const install = await runvar(c, 'bench_install_ms');
     // As run-job does: the flight has started (and its definition is frozen from now on).
-    await runner.markFlightStarted(c.flight);
-    await runner.setJobStatus(c.flight, c.job, 'running');
-    const st = await runner.startStep(c.flight, c.job, { testcase: 'ts-bench', testid: 'bench' });
+    await store.markFlightStarted(c.flight);
+    await store.setJobStatus(c.flight, c.job, 'running');
+    const st = await store.startStep(c.flight, c.job, { testcase: 'ts-bench', testid: 'bench' });
     if (c.share?.action === 'start') {
       await sleep(install);
-      // The worker marks it (its housekeeping), on its own connections.
       await store.lab.markShareReady(c.share.host, c);
       await sleep(total - install);
     } else await sleep(c.share?.action === 'join' ? total - install : total);
-    await runner.finishStep(c.flight, c.job, st.stepno, { status: 'pass', logPath: 'bench' });
-    await runner.setJobStatus(c.flight, c.job, 'pass');
-    // The worker closes the job, on its own connections.
+    await store.finishStep(c.flight, c.job, st.stepno, { status: 'pass', logPath: 'bench' });
+    await store.setJobStatus(c.flight, c.job, 'pass');
     await store.lab.closeJob({
       flight: c.flight,
       job: c.job,
