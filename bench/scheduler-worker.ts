@@ -8,6 +8,8 @@
  * Reports its timings to the parent over IPC when told to stop.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Config } from '../src/config/config.js';
 import { openStore, type StoreSpec } from '../src/db/open.js';
 import type { Store } from '../src/db/store.js';
@@ -123,7 +125,11 @@ async function main(): Promise<void> {
     w?.();
   };
   const ledger = new WakeLedger(10 * a.pollMs);
-  const unlisten = await store.lab.listen((_what, w) => {
+  // SCHED_TRACE=DIR: every call and wake-up with its wall-clock time, for working out what the slow calls waited behind.
+  const traceDir = process.env.SCHED_TRACE;
+  const trace: Record<string, unknown>[] = [];
+  const unlisten = await store.lab.listen((what, w) => {
+    if (traceDir) trace.push({ at: Date.now(), wake: what, more: w.decided?.more });
     if (w.decided) {
       ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due, Date.now(), w.xid);
       if (w.decided.more) poke();
@@ -198,6 +204,8 @@ async function main(): Promise<void> {
       }
       const ms = performance.now() - t0;
       report.calls.push(ms);
+      if (traceDir)
+        trace.push({ at: Date.now() - ms, ms, ...out.ms, skipped: out.skipped, claims: out.claims.length });
       if (out.skipped) {
         report.skipped += 1;
         break;
@@ -251,6 +259,11 @@ async function main(): Promise<void> {
   await store.lab.endWorker(a.id, 'bench over').catch(() => undefined);
   await store.close().catch(() => undefined);
   report.inStore = Object.fromEntries(inStore);
+  if (traceDir)
+    writeFileSync(
+      join(traceDir, `${a.spec.kind}-${a.id}.json`),
+      JSON.stringify({ cpu: process.cpuUsage(), trace }),
+    );
   process.send?.(report, () => process.exit(0));
 }
 

@@ -534,6 +534,9 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
   await refreshHistory({ ...o, cache });
   const t0 = performance.now();
   let waited = 0;
+  // With a ledger, a worker already waiting for the turn decides for this one's changes: its
+  // announcement settles them in the ledger (or says there is more, and this one decides then).
+  const queued = o.ledger ? () => ({ ...emptyOutcome(), skipped: true }) : undefined;
   const out = await o.store.lab.deciding(async () => {
     waited = performance.now() - t0;
     // Another worker's decision, made while this one waited for its turn, may have seen all that
@@ -546,7 +549,7 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
     o.ledger?.decided(got.dbSnapshot, more, got.nextDue);
     await o.store.lab.announceDecision(got.dbSnapshot, more, got.nextDue);
     return got;
-  });
+  }, queued);
   out.ms.waitingForTurn = waited;
   out.ms.history = t0 - h0;
   return out;
@@ -623,6 +626,9 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
           healthCheck: hc.host,
         };
         out.claims.push(out.claimed);
+        // The plan was not even made: the other workers must not take this decision for one that
+        // found nothing more to start.
+        out.more = true;
         return out;
       }
       out.waiting.push({ key: jobKey(hc.job.flight, hc.job.job), reason: r.why });

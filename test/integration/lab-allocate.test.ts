@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/config.js';
 import type { Store } from '../../src/db/store.js';
 import { harnessRevision } from '../../src/executor/paths.js';
-import { claimNext, tryOrder } from '../../src/scheduler/allocator.js';
+import { claimNext, HEALTH_CHECK_RUNVAR, tryOrder } from '../../src/scheduler/allocator.js';
 import type { Decision, QueuedJob } from '../../src/scheduler/types.js';
 import { createWorkspace, type Workspace } from '../helpers/workspace.js';
 import { checkHoldLog } from './lab-store-suite.js';
@@ -137,6 +137,24 @@ describe('the lab allocator', () => {
       firsts.add(order[0]!.key);
     }
     expect(firsts.size).toBeGreaterThan(1);
+  });
+
+  it('a health-check claim says there may be more: the rest of the queue was not planned', async () => {
+    const f = (await store.createFlight({ branch: 'hc', intended: 'play' })).flight;
+    await store.createJob(f, 'check', 'build', { [HEALTH_CHECK_RUNVAR]: 'solo' });
+    await store.createJob(f, 'other', 'build', { host_hostflags: 'purpose-pair' });
+    await store.lab.queueFlight(f, { by: 'test' });
+    await store.lab.registerWorker({ id: 'hc1', host: 'test', pid: 1, leaseMs: 60_000, maxJobs: 2 });
+    const opts = { store, config: ws.config(), harness: null, worker: 'hc1', leaseMs: 60_000, maxClaims: 2 };
+    const first = await claimNext(opts);
+    expect(first.claimed).toMatchObject({ job: 'check', healthCheck: 'solo' });
+    // Said as "done", the other workers would take this decision for one that saw the whole queue.
+    expect(first.more).toBe(true);
+    const second = await claimNext(opts);
+    expect(second.claimed).toMatchObject({ job: 'other' });
+    for (const j of ['check', 'other'])
+      await store.lab.closeJob({ flight: f, job: j, worker: 'hc1', sharesPrepared: false });
+    await store.lab.endWorker('hc1', 'done');
   });
 
   it('ends a job no host can ever serve without running it, and says why', async () => {

@@ -13,11 +13,14 @@ import { Config } from '../../src/config/config.js';
 import { FrozenError, StoreError } from '../../src/db/errors.js';
 import { openConfiguredStore } from '../../src/db/from-config.js';
 import { batch, omitted, postgresDriver, query } from '../../src/db/lab/driver.js';
+import type { LabWake } from '../../src/db/lab/types.js';
 import { openStore } from '../../src/db/open.js';
 import { connectionConfig, describeConnection, parseKeywordValue } from '../../src/db/postgres/connection.js';
 import { MIGRATION_LOCK } from '../../src/db/postgres/migrate.js';
 import { openPostgresStore, PostgresStore } from '../../src/db/postgres/store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/db/schema.js';
+import { claimNext } from '../../src/scheduler/allocator.js';
+import { WakeLedger } from '../../src/scheduler/wake-ledger.js';
 import {
   connParts,
   havePostgres,
@@ -214,6 +217,196 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
         expect(got).toEqual([[], [{ x: 3 }], []]);
       } finally {
         await pool.end();
+      }
+    });
+
+    it('runs the transactions of withConnection on its own connection, one at a time, and drops it when spoilt', async () => {
+      // One pooled connection besides withConnection's: a transaction that waited for the pool
+      // would wait for ever while the test holds it.
+      const pool = new pg.Pool({ ...connectionConfig(db), max: 2 });
+      const d = postgresDriver(pool, 'test');
+      const pid = (what: string) =>
+        d.tx(what, function* () {
+          const [[r]] = yield* batch([query<{ pid: number }>('SELECT pg_backend_pid() AS pid')]);
+          return r!.pid;
+        });
+      try {
+        const blocker = await pool.connect();
+        let ownPid = 0;
+        let insidePids: number[] = [];
+        try {
+          await d.withConnection!(async (c) => {
+            ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+            insidePids = [await pid('first'), await pid('second')];
+          });
+        } finally {
+          blocker.release();
+        }
+        expect(insidePids).toEqual([ownPid, ownPid]);
+        // Two at once: the second cannot share the connection mid-transaction, so it takes a pooled one.
+        let both: number[] = [];
+        await d.withConnection!(async (c) => {
+          ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+          both = await Promise.all([pid('a'), pid('b')]);
+        });
+        expect(both).toContain(ownPid);
+        expect(new Set(both).size).toBe(2);
+        // Spoilt (a session lock it could not give back, say): the connection is not reused.
+        await d.withConnection!(async (c, spoilt) => {
+          ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+          await c.query('SELECT pg_advisory_lock(1, 2)');
+          spoilt(new Error('could not unlock'));
+        });
+        for (let i = 0; i < 4; i++) expect(await pid(`after ${i}`)).not.toBe(ownPid);
+        // …and PostgreSQL let its lock go with it.
+        const [[free]] = await d.tx('free', function* () {
+          return yield* batch([query<{ got: boolean }>('SELECT pg_try_advisory_lock(1, 2) AS got')]);
+        });
+        expect(free!.got).toBe(true);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    it('keeps one worker waiting for the decision turn: a later one asking unlessQueued is turned away at once', async () => {
+      const { conn, drop } = await freshSchema();
+      const [a, b, c] = [
+        await openPostgresStore(conn),
+        await openPostgresStore(conn),
+        await openPostgresStore(conn),
+      ];
+      const waiting = async (n: number) => {
+        for (let i = 0; i < 300; i++) {
+          const r = await admin.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+          );
+          if (r.rows[0]!.n === n) return;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        throw new Error(`never ${n} waiting for an advisory lock`);
+      };
+      const gate = () => {
+        let open!: () => void;
+        const p = new Promise<void>((r) => {
+          open = r;
+        });
+        return { p, open };
+      };
+      try {
+        const order: string[] = [];
+        const aHolds = gate();
+        const first = a.lab.deciding(async () => {
+          order.push('a');
+          await aHolds.p;
+        });
+        while (order.length === 0) await new Promise((r) => setTimeout(r, 5));
+        const bHolds = gate();
+        const second = b.lab.deciding(
+          async () => {
+            order.push('b');
+            await bHolds.p;
+            return 'b decided';
+          },
+          () => 'b turned away',
+        );
+        await waiting(1);
+        // b waits for the turn: c would only decide after it, on a lab b will have read anyway.
+        await expect(
+          c.lab.deciding(
+            async () => 'c decided',
+            () => 'c turned away',
+          ),
+        ).resolves.toBe('c turned away');
+        aHolds.open();
+        await first;
+        while (order.length === 1) await new Promise((r) => setTimeout(r, 5));
+        expect(order).toEqual(['a', 'b']);
+        // b has the turn and has given its place in the queue up: c may wait now, and decides next.
+        const third = c.lab.deciding(
+          async () => 'c decided',
+          () => 'c turned away',
+        );
+        await waiting(1);
+        bHolds.open();
+        expect(await second).toBe('b decided');
+        expect(await third).toBe('c decided');
+        // Nobody waiting or deciding: the next one decides at once.
+        await expect(
+          a.lab.deciding(
+            async () => 'a again',
+            () => 'a turned away',
+          ),
+        ).resolves.toBe('a again');
+      } finally {
+        for (const s of [a, b, c]) await s.close();
+        await drop();
+      }
+    });
+
+    it('a worker turned away from the queue for the turn keeps its change until the waiting decision announces it', async () => {
+      const { conn, drop } = await freshSchema();
+      const [a, b, c] = [
+        await openPostgresStore(conn),
+        await openPostgresStore(conn),
+        await openPostgresStore(conn),
+      ];
+      const heard: LabWake[] = [];
+      const stop = await c.lab.listen((_what, w) => heard.push(w));
+      const claim = (s: PostgresStore, worker: string, ledger: WakeLedger) =>
+        claimNext({ store: s, config: Config.fromText(''), harness: null, worker, leaseMs: 60_000, ledger });
+      try {
+        // A change both workers heard of (any committed transaction will do for the ledger).
+        const { x } = (await admin.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!;
+        const [lb, lc] = [new WakeLedger(), new WakeLedger()];
+        for (const l of [lb, lc]) {
+          l.deciding();
+          l.changed(BigInt(x));
+        }
+        let release!: () => void;
+        let holding = false;
+        const first = a.lab.deciding(async () => {
+          holding = true;
+          await new Promise<void>((r) => {
+            release = r;
+          });
+        });
+        while (!holding) await new Promise((r) => setTimeout(r, 5));
+        const waiter = claim(b, 'wb', lb);
+        for (let i = 0; ; i++) {
+          const r = await admin.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+          );
+          if (r.rows[0]!.n === 1) break;
+          if (i > 300) throw new Error('the second worker never queued for the turn');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        const turnedAway = await claim(c, 'wc', lc);
+        expect(turnedAway.skipped).toBe(true);
+        expect(turnedAway.claims).toEqual([]);
+        expect(lc.needed).toBe(true);
+        release();
+        await first;
+        const decided = await waiter;
+        expect(decided.skipped).toBe(false);
+        for (let i = 0; i < 300 && !heard.some((w) => w.decided); i++)
+          await new Promise((r) => setTimeout(r, 10));
+        const w = heard.find((h) => h.decided)!;
+        expect(w.decided!.snapshot).toBe(decided.dbSnapshot);
+        lc.decided(w.decided!.snapshot, w.decided!.more, w.decided!.due, Date.now(), w.xid);
+        expect(lc.needed).toBe(false);
+        // Without a ledger (a job allocated by hand) nobody decides for the caller: it waits its turn.
+        const alone = await claimNext({
+          store: c,
+          config: Config.fromText(''),
+          harness: null,
+          worker: 'wc',
+          leaseMs: 60_000,
+        });
+        expect(alone.skipped).toBe(false);
+      } finally {
+        await stop();
+        for (const s of [a, b, c]) await s.close();
+        await drop();
       }
     });
 

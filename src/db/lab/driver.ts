@@ -14,6 +14,7 @@
  * behind: a decision that took ~35 round trips takes 3 (bench/scheduler). On sqlite it is the same
  * statements one after another.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
 import { StoreError } from '../errors.js';
@@ -93,6 +94,20 @@ export interface LabDriver {
   tx<T>(what: string, body: (d: Dialect) => TxBody<T>, opts?: TxOptions): Promise<T>;
   /** PostgreSQL: a connection that stays open for LISTEN; undefined on sqlite. */
   listenClient?(): Promise<pg.PoolClient>;
+  /**
+   * PostgreSQL: runs `fn` with a connection of its own, on which the transactions `fn` starts run
+   * too (one at a time: one started while another is running takes a pooled connection as usual).
+   * Released when `fn` ends, and dropped if `fn` threw, a transaction left it broken, or `fn` said
+   * it must be (`spoilt`: a session lock it could not give back, say).
+   */
+  withConnection?<T>(fn: (c: pg.PoolClient, spoilt: (why: Error) => void) => Promise<T>): Promise<T>;
+}
+
+/** The connection withConnection gave, as its transactions see it. */
+interface OwnConnection {
+  client: pg.PoolClient;
+  busy: boolean;
+  broken?: Error;
 }
 
 // ---- sqlite
@@ -194,6 +209,7 @@ export function postgresDriver(pool: pg.Pool, where: string): LabDriver {
     }
     return t;
   };
+  const own = new AsyncLocalStorage<OwnConnection>();
   return {
     dialect,
     where,
@@ -201,8 +217,13 @@ export function postgresDriver(pool: pg.Pool, where: string): LabDriver {
       const begin = opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN';
       for (let attempt = 1; ; attempt++) {
         let c: pg.PoolClient;
+        const mine = own.getStore();
+        const pinned = mine && !mine.busy && !mine.broken ? mine : undefined;
         try {
-          c = await pool.connect();
+          if (pinned) {
+            pinned.busy = true;
+            c = pinned.client;
+          } else c = await pool.connect();
         } catch (e) {
           throw new StoreError(`${what}: PostgreSQL ${where}: ${(e as Error).message}`, { cause: e });
         }
@@ -259,11 +280,32 @@ export function postgresDriver(pool: pg.Pool, where: string): LabDriver {
             throw new StoreError(`${what}: PostgreSQL ${where}: ${(e as Error).message}`, { cause: e });
           }
         } finally {
-          c.release(broken);
+          if (pinned) {
+            pinned.busy = false;
+            if (broken) pinned.broken = broken;
+          } else c.release(broken);
         }
         await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
       }
     },
     listenClient: () => pool.connect(),
+    async withConnection<T>(fn: (c: pg.PoolClient, spoilt: (why: Error) => void) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      const mine: OwnConnection = { client, busy: false };
+      let failed: Error | undefined;
+      try {
+        return await own.run(mine, () =>
+          fn(client, (why) => {
+            mine.broken ??= why;
+          }),
+        );
+      } catch (e) {
+        failed = e as Error;
+        throw e;
+      } finally {
+        // A connection whose state is unknown (a failed query, a broken rollback) is not reused.
+        client.release(mine.broken ?? failed);
+      }
+    },
   };
 }

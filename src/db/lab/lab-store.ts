@@ -55,6 +55,8 @@ import {
 
 /** pg_advisory_lock's key for workers' allocation decisions (two int4s: "osst", "decd"). */
 const DECIDING_LOCK = [0x6f737374, 0x64656364];
+/** …and for the one place in the queue for that turn ("osst", "wait"): see deciding(). */
+const WAITING_LOCK = [0x6f737374, 0x77616974];
 
 /** The LISTEN/NOTIFY channel workers wait on. */
 export const LAB_CHANNEL = 'osstest_lab';
@@ -1497,27 +1499,32 @@ export class LabStoreImpl implements LabStore {
 
   // ---- wake-ups
 
-  async deciding<T>(fn: () => Promise<T>): Promise<T> {
-    const connect = this.db.listenClient;
-    if (!connect) return fn();
-    const c = await connect();
-    let failed: Error | undefined;
-    try {
-      // A session lock: if this process dies, its connection goes and PostgreSQL lets the lock go.
-      await c.query('SELECT pg_advisory_lock($1, $2)', DECIDING_LOCK);
+  async deciding<T>(fn: () => Promise<T>, unlessQueued?: () => T): Promise<T> {
+    const own = this.db.withConnection;
+    if (!own) return fn();
+    // The decision's own reads and takes run on the connection that holds the turn: waiting for a
+    // pooled one (busy with this process's other work) would keep every worker of the lab waiting.
+    return own(async (c, spoilt) => {
+      // Session locks: if this process dies, its connection goes and PostgreSQL lets the locks go.
+      if (unlessQueued) {
+        // One waiter at most: when changes came faster than decisions, every worker queued for the
+        // turn and each decided in it, so a call waited behind three decisions (p99 ~115 ms against
+        // one decision's ~15, bench/scheduler, 2026-12-03). The waiter gives its place up only once
+        // it has the turn, so a caller turned away here is always followed by a read of the lab.
+        const r = await c.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', WAITING_LOCK);
+        if (!r.rows[0]?.got) return unlessQueued();
+        // Both in one round trip, in this order (simple protocol: the keys are constants).
+        await c.query(
+          `SELECT pg_advisory_lock(${DECIDING_LOCK.join(', ')}); SELECT pg_advisory_unlock(${WAITING_LOCK.join(', ')})`,
+        );
+      } else await c.query('SELECT pg_advisory_lock($1, $2)', DECIDING_LOCK);
       try {
         return await fn();
       } finally {
-        await c.query('SELECT pg_advisory_unlock($1, $2)', DECIDING_LOCK).catch((e: Error) => {
-          failed = e;
-        });
+        // Still holding the turn, the connection must not go back to the pool.
+        await c.query('SELECT pg_advisory_unlock($1, $2)', DECIDING_LOCK).catch(spoilt);
       }
-    } catch (e) {
-      failed ??= e as Error;
-      throw e;
-    } finally {
-      c.release(failed);
-    }
+    });
   }
 
   async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {

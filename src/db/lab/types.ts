@@ -415,8 +415,12 @@ export interface LabStore {
    * connection of this process, released if the process dies; sqlite: as it is, since a take
    * already waits for the one writer there). Workers deciding one at a time never plan from a lab
    * another is changing, so no decision is wasted on a race it was bound to lose.
+   *
+   * With `unlessQueued`: when another worker is already waiting for the turn (PostgreSQL), returns
+   * what it returns at once instead of waiting too. That worker reads the lab after this call began,
+   * so its decision sees every change this caller knows of (and its announcement says so).
    */
-  deciding<T>(fn: () => Promise<T>): Promise<T>;
+  deciding<T>(fn: () => Promise<T>, unlessQueued?: () => T): Promise<T>;
   /** Whether listen() really delivers wake-ups (else workers must poll more often). */
   readonly notifies: boolean;
 }
