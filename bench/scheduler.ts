@@ -25,7 +25,9 @@
  * throw-away server started here), beside the same on sqlite (the baseline: same code, same
  * processes, no server or network) and the pure planner's own p99 in this process. PostgreSQL and
  * sqlite runs alternate. Environment: STORE_RUNS (runs per store, default 2; 0 skips the phase),
- * MS_PER_HOUR (real ms per lab hour, default 1000), CAP_SECONDS (each run's limit, default 150).
+ * MS_PER_HOUR (real ms per lab hour, default 1000), CAP_SECONDS (each run's limit, default 150);
+ * for diagnosis, SCHED_STORE_TIMES=1 (time in each store method, at a cost: see scheduler-worker.ts)
+ * and SCHED_TRACE=DIR (every call and wake-up of every worker, as JSON).
  */
 import { loadavg } from 'node:os';
 import { prng } from '../src/bisect/simulate.js';
@@ -526,12 +528,14 @@ if (storeRuns === 0) {
     const total = r.calls.reduce((x, y) => x + y, 0);
     const parts = Object.entries(r.inStore).sort((x, y) => y[1] - x[1]);
     const stored = parts.reduce((x, [, v]) => x + v, 0);
-    console.log(
-      `           time in store calls, as a share of the decisions' time (reads run at once, so shares overlap): ${((100 * stored) / total).toFixed(0)}% (${parts
-        .slice(0, 6)
-        .map(([k, v]) => `${k} ${((100 * v) / total).toFixed(0)}%`)
-        .join(', ')})`,
-    );
+    // Measured only with SCHED_STORE_TIMES=1 (see scheduler-worker.ts).
+    if (parts.length > 0)
+      console.log(
+        `           time in store calls, as a share of the decisions' time (reads run at once, so shares overlap): ${((100 * stored) / total).toFixed(0)}% (${parts
+          .slice(0, 6)
+          .map(([k, v]) => `${k} ${((100 * v) / total).toFixed(0)}%`)
+          .join(', ')})`,
+      );
   });
   const pool = (kind: string, f: (r: (typeof runs)[number]) => number[]) =>
     runs.filter((r) => r.kind === kind).flatMap(f);

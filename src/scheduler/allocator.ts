@@ -12,9 +12,11 @@
  */
 import type { Config } from '../config/config.js';
 import type {
+  Announcement,
   HistoryAsk,
   HostShareRow,
   LabQueueJob,
+  LabStore,
   PastJobRun,
   QueuedFlight,
   SchedulerHostRow,
@@ -57,6 +59,8 @@ function historyAsk(kept: { mark: number; read: Millis } | undefined, now: Milli
 
 export interface AllocatorOptions {
   store: Store;
+  /** The lab store to read and take with (default `store.lab`): the one a decision's turn gives. */
+  lab?: LabStore;
   config: Config;
   /** Harness revision of the jobs' runners (shared build hosts are joined only on the same one). */
   harness: string | null;
@@ -87,6 +91,8 @@ export interface LabSnapshot {
   /** PostgreSQL: the database snapshot it was read at (see WakeLedger). */
   dbSnapshot?: string;
 }
+
+const labOf = (o: AllocatorOptions): LabStore => o.lab ?? o.store.lab;
 
 export const jobKey = (flight: string, job: string): string => `${flight}/${job}`;
 
@@ -179,6 +185,8 @@ class SnapshotMemo {
         byJob?: Map<string, PastJobRun[]>;
       }
     | undefined;
+  /** A history refresh under way in the background (see claimNext). */
+  refreshing: Promise<void> | undefined;
   /** Definition runvars of queued flights that have started (frozen), by flight and job. */
   readonly runvars = new Map<string, Map<string, Record<string, string>>>();
 
@@ -203,26 +211,37 @@ function memoFor(cache: PlanCache | undefined): SnapshotMemo {
   return m;
 }
 
-/** Adds the history of queued job names the kept history was not read for (a flight of new jobs). */
+/**
+ * Adds the history of queued job names the kept history was not read for (a flight of new jobs).
+ * The kept history is replaced, never changed in place: a refresh in the background (claimNext) and
+ * a decision may both be at it, and neither may add a name's runs twice.
+ */
 async function addMissingHistory(
   o: AllocatorOptions,
-  kept: NonNullable<SnapshotMemo['history']>,
+  memo: SnapshotMemo,
   names: Iterable<string>,
   now: Millis,
 ): Promise<void> {
-  const missing = [...names].filter((n) => !kept.names.has(n));
+  const missing = [...names].filter((n) => !memo.history?.names.has(n));
   if (missing.length === 0) return;
-  const more = await o.store.lab.pastRuns(missing, { since: now - HISTORY_MS });
-  for (const n of missing) kept.names.add(n);
-  kept.runs = [...kept.runs, ...more].sort((a, b) => b.finished - a.finished);
-  delete kept.byJob;
+  const more = await labOf(o).pastRuns(missing, { since: now - HISTORY_MS });
+  const kept = memo.history;
+  if (!kept) return;
+  const fresh = new Set(missing.filter((n) => !kept.names.has(n)));
+  if (fresh.size === 0) return;
+  memo.history = {
+    mark: kept.mark,
+    read: kept.read,
+    names: new Set([...kept.names, ...fresh]),
+    runs: [...kept.runs, ...more.filter((r) => fresh.has(r.job))].sort((a, b) => b.finished - a.finished),
+  };
 }
 
 /**
- * Brings the kept job history up to date before a worker's turn to decide, so that the decision's
- * own read skips it. Estimates need no history fresher than a few seconds, and reading it (or a new
- * flight's names' history) inside the turn made the slowest decisions and kept the other workers
- * waiting: ~15 ms of a 20 ms read (bench/scheduler, 2026-12-03).
+ * Brings the kept job history up to date, so that decisions' own reads skip it. Estimates need no
+ * history fresher than a few seconds, and reading it (or a new flight's names' history) inside the
+ * turn made the slowest decisions and kept the other workers waiting: ~15 ms of a 20 ms read
+ * (bench/scheduler, 2026-12-03).
  */
 async function refreshHistory(o: AllocatorOptions): Promise<void> {
   const now = (o.now ?? Date.now)();
@@ -234,7 +253,7 @@ async function refreshHistory(o: AllocatorOptions): Promise<void> {
   const h = await o.store.lab.jobHistory({ since: now - HISTORY_MS, ...ask });
   if (h.runs || !memo.history)
     memo.history = { mark: h.mark, read: now, names: new Set(h.queuedJobs), runs: h.runs ?? [] };
-  else await addMissingHistory(o, memo.history, h.queuedJobs, now);
+  else await addMissingHistory(o, memo, h.queuedJobs, now);
 }
 
 /** Reads the lab's state and the runnable queue; `extra` adds a job that is not queued for workers (a run-job by hand). */
@@ -244,7 +263,7 @@ export async function labSnapshot(
   /** The kept history was brought up to date just before (refreshHistory): do not read it again. */
   historyFresh = false,
 ): Promise<LabSnapshot> {
-  const { store, config } = o;
+  const { config } = o;
   const now = (o.now ?? Date.now)();
   const names = extra ? [extra.job] : [];
   const memo = memoFor(o.cache);
@@ -252,7 +271,7 @@ export async function labSnapshot(
   // decision cost ~20 round trips and saw the lab at several moments. The definition runvars of
   // flights that have started cannot change, so they are read once, not at every decision (they
   // were most of the read: bench/scheduler).
-  const state = await store.lab.schedulerState({
+  const state = await labOf(o).schedulerState({
     now,
     historySince: now - HISTORY_MS,
     alsoJobs: names,
@@ -271,7 +290,7 @@ export async function labSnapshot(
     memo.history = { mark: state.historyMark, read: now, names: queuedNames, runs: state.history ?? [] };
   } else {
     // A queued job name the kept history was not read for (a flight queued since): read its history now.
-    await addMissingHistory(o, memo.history, queuedNames, now);
+    await addMissingHistory(o, memo, queuedNames, now);
   }
   const queued = new Set(queue.flights.map((f) => f.flight));
   for (const f of memo.runvars.keys()) if (!queued.has(f)) memo.runvars.delete(f);
@@ -531,28 +550,53 @@ export interface ClaimOutcome {
 export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
   const cache = o.cache ?? new PlanCache();
   const h0 = performance.now();
-  await refreshHistory({ ...o, cache });
+  const memo = memoFor(cache);
+  // With history kept, the decision does not wait for its refresh: a few seconds' staleness changes
+  // no estimate worth having, and waiting for it made the call slower (bench/scheduler, 2026-12-03).
+  if (!memo.history) await refreshHistory({ ...o, cache });
+  else
+    memo.refreshing ??= refreshHistory({ ...o, cache })
+      // Nothing is lost: the next call asks again, and the decision reads what it lacks itself.
+      .catch(() => undefined)
+      .finally(() => {
+        memo.refreshing = undefined;
+      });
   const t0 = performance.now();
   let waited = 0;
   // With a ledger, a worker already waiting for the turn decides for this one's changes: its
   // announcement settles them in the ledger (or says there is more, and this one decides then).
   const queued = o.ledger ? () => ({ ...emptyOutcome(), skipped: true }) : undefined;
-  const out = await o.store.lab.deciding(async () => {
-    waited = performance.now() - t0;
-    // Another worker's decision, made while this one waited for its turn, may have seen all that
-    // woke it and left nothing to start.
-    if (o.ledger && !o.ledger.needed) return { ...emptyOutcome(), skipped: true };
-    o.ledger?.deciding();
-    const got = await decideNext({ ...o, cache });
-    // Said while still holding the turn, so that workers waiting for it hear it first.
-    const more = got.claimed ? got.more : got.lost.length > 0;
-    o.ledger?.decided(got.dbSnapshot, more, got.nextDue);
-    await o.store.lab.announceDecision(got.dbSnapshot, more, got.nextDue);
-    return got;
-  }, queued);
+  // Said while still holding the turn, so that workers waiting for it hear it first.
+  const announced = (got: ClaimOutcome): Announcement | undefined =>
+    got.skipped
+      ? undefined
+      : {
+          snapshot: got.dbSnapshot,
+          more: leftMore(got),
+          ...(got.nextDue === undefined ? {} : { due: got.nextDue }),
+        };
+  const out = await o.store.lab.deciding(
+    async (lab) => {
+      waited = performance.now() - t0;
+      // Another worker's decision, made while this one waited for its turn, may have seen all that
+      // woke it and left nothing to start.
+      if (o.ledger && !o.ledger.needed) return { ...emptyOutcome(), skipped: true };
+      o.ledger?.deciding();
+      const got = await decideNext({ ...o, cache, lab });
+      o.ledger?.decided(got.dbSnapshot, leftMore(got), got.nextDue);
+      return got;
+    },
+    queued,
+    announced,
+  );
   out.ms.waitingForTurn = waited;
   out.ms.history = t0 - h0;
   return out;
+}
+
+/** Whether a decision leaves more to start than it took (or cannot tell: it lost a race). */
+function leftMore(got: ClaimOutcome): boolean {
+  return got.claimed ? got.more : got.lost.length > 0;
 }
 
 export interface ClaimOptions extends AllocatorOptions {
@@ -603,11 +647,11 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
     if (snap.dbSnapshot !== undefined) out.dbSnapshot = snap.dbSnapshot;
     for (const { job, why } of snap.bad.values()) {
       const reason = `cannot plan hosts: ${why}`;
-      if (await o.store.lab.settleUnclaimed(job.flight, job.job, 'broken', reason))
+      if (await labOf(o).settleUnclaimed(job.flight, job.job, 'broken', reason))
         out.settled.push({ flight: job.flight, job: job.job, status: 'broken', reason });
     }
     for (const hc of snap.healthChecks) {
-      const r = await o.store.lab.takeHosts({
+      const r = await labOf(o).takeHosts({
         flight: hc.job.flight,
         job: hc.job.job,
         holds: [{ ident: 'host', host: hc.host }],
@@ -646,7 +690,7 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
       if (d.kind === 'starved' || d.kind === 'impossible') {
         const status = d.kind === 'starved' ? 'starved' : 'broken';
         const reason = d.kind === 'starved' ? d.reason : `no host can ever serve it: ${d.reason}`;
-        if (await o.store.lab.settleUnclaimed(pj.flight, pj.job, status, reason))
+        if (await labOf(o).settleUnclaimed(pj.flight, pj.job, status, reason))
           out.settled.push({ flight: pj.flight, job: pj.job, status, reason });
         continue;
       }
@@ -670,7 +714,7 @@ async function decideNext(o: ClaimOptions): Promise<ClaimOutcome> {
       const pj = snap.jobs.get(d.key)!;
       const share = shareTake(d);
       const r = await timed('taking', () =>
-        o.store.lab.takeHosts({
+        labOf(o).takeHosts({
           flight: pj.flight,
           job: pj.job,
           holds: Object.entries(d.hosts).map(([ident, host]) => ({ ident, host })),

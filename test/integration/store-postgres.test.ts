@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config } from '../../src/config/config.js';
 import { FrozenError, StoreError } from '../../src/db/errors.js';
 import { openConfiguredStore } from '../../src/db/from-config.js';
-import { batch, omitted, postgresDriver, query } from '../../src/db/lab/driver.js';
+import { batch, type LabDriver, omitted, postgresDriver, query } from '../../src/db/lab/driver.js';
 import type { LabWake } from '../../src/db/lab/types.js';
 import { openStore } from '../../src/db/open.js';
 import { connectionConfig, describeConnection, parseKeywordValue } from '../../src/db/postgres/connection.js';
@@ -220,13 +220,13 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
       }
     });
 
-    it('runs the transactions of withConnection on its own connection, one at a time, and drops it when spoilt', async () => {
+    it('runs the transactions of withConnection’s driver on its own connection, one at a time, and drops it when spoilt', async () => {
       // One pooled connection besides withConnection's: a transaction that waited for the pool
       // would wait for ever while the test holds it.
       const pool = new pg.Pool({ ...connectionConfig(db), max: 2 });
       const d = postgresDriver(pool, 'test');
-      const pid = (what: string) =>
-        d.tx(what, function* () {
+      const pid = (what: string, on: LabDriver = d) =>
+        on.tx(what, function* () {
           const [[r]] = yield* batch([query<{ pid: number }>('SELECT pg_backend_pid() AS pid')]);
           return r!.pid;
         });
@@ -235,9 +235,9 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
         let ownPid = 0;
         let insidePids: number[] = [];
         try {
-          await d.withConnection!(async (c) => {
+          await d.withConnection!(async (on, c) => {
             ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-            insidePids = [await pid('first'), await pid('second')];
+            insidePids = [await pid('first', on), await pid('second', on)];
           });
         } finally {
           blocker.release();
@@ -245,14 +245,14 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
         expect(insidePids).toEqual([ownPid, ownPid]);
         // Two at once: the second cannot share the connection mid-transaction, so it takes a pooled one.
         let both: number[] = [];
-        await d.withConnection!(async (c) => {
+        await d.withConnection!(async (on, c) => {
           ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-          both = await Promise.all([pid('a'), pid('b')]);
+          both = await Promise.all([pid('a', on), pid('b', on)]);
         });
         expect(both).toContain(ownPid);
         expect(new Set(both).size).toBe(2);
         // Spoilt (a session lock it could not give back, say): the connection is not reused.
-        await d.withConnection!(async (c, spoilt) => {
+        await d.withConnection!(async (_on, c, spoilt) => {
           ownPid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
           await c.query('SELECT pg_advisory_lock(1, 2)');
           spoilt(new Error('could not unlock'));

@@ -899,6 +899,23 @@ export function defineStoreSuite(label: string, makeStore: () => Promise<StoreFi
         await refused(() => store.listSteps('nof'), NotFoundError, 'nof');
       });
 
+      it('gives back a testid function’s own error, recording no step and leaving the job free', async () => {
+        await flightWithJob('f');
+        class Mine extends Error {}
+        const boom = new Mine('no such ident');
+        await expect(
+          store.startStep('f', 'job', {
+            testcase: 'ts-a',
+            testid: () => {
+              throw boom;
+            },
+          }),
+        ).rejects.toBe(boom);
+        expect(await store.listSteps('f', 'job')).toEqual([]);
+        expect((await store.startStep('f', 'job', { testcase: 'ts-a', testid: 'a' })).stepno).toBe(1);
+        expect(await store.setJobStatus('f', 'job', 'running')).toBe('running');
+      });
+
       it('numbers steps without gaps or repeats when two connections start steps at once', async () => {
         const other = await second();
         await flightWithJob('f');

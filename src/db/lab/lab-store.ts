@@ -17,6 +17,7 @@ import type { Millis } from '../types.js';
 import {
   batch,
   type Dialect,
+  inline,
   type LabDriver,
   omitted,
   query,
@@ -25,6 +26,7 @@ import {
   type TxBody,
 } from './driver.js';
 import {
+  type Announcement,
   type HealthChange,
   type HealthState,
   type HistoryAsk,
@@ -395,6 +397,19 @@ function* notify(d: Dialect, what: string): TxBody<void> {
   // Delivered when the transaction commits, to every worker's LISTEN connection. The transaction's
   // id lets a worker tell whether another's decision has seen this change (scheduler/wake-ledger.ts).
   if (d.pg) yield* sql("SELECT pg_notify(?, ? || ' ' || pg_current_xact_id()::text)", LAB_CHANNEL, what);
+}
+
+/**
+ * The NOTIFY of a decision (see announceDecision). It names its own transaction, which commits
+ * after the decision's claims (see LabWake).
+ */
+function announcement(a: Announcement): Stmt {
+  const when = a.due === undefined ? '?' : Number.isFinite(a.due) ? String(Math.round(a.due)) : '-';
+  return query(
+    "SELECT pg_notify(?, ? || ' ' || pg_current_xact_id()::text)",
+    LAB_CHANNEL,
+    `decided ${a.more ? 'more' : 'done'} ${a.snapshot} ${when}`,
+  );
 }
 
 /**
@@ -1499,12 +1514,16 @@ export class LabStoreImpl implements LabStore {
 
   // ---- wake-ups
 
-  async deciding<T>(fn: () => Promise<T>, unlessQueued?: () => T): Promise<T> {
+  async deciding<T>(
+    fn: (lab: LabStore) => Promise<T>,
+    unlessQueued?: () => T,
+    announce?: (r: T) => Announcement | undefined,
+  ): Promise<T> {
     const own = this.db.withConnection;
-    if (!own) return fn();
+    if (!own) return fn(this);
     // The decision's own reads and takes run on the connection that holds the turn: waiting for a
     // pooled one (busy with this process's other work) would keep every worker of the lab waiting.
-    return own(async (c, spoilt) => {
+    return own(async (on, c, spoilt) => {
       // Session locks: if this process dies, its connection goes and PostgreSQL lets the locks go.
       if (unlessQueued) {
         // One waiter at most: when changes came faster than decisions, every worker queued for the
@@ -1518,31 +1537,31 @@ export class LabStoreImpl implements LabStore {
           `SELECT pg_advisory_lock(${DECIDING_LOCK.join(', ')}); SELECT pg_advisory_unlock(${WAITING_LOCK.join(', ')})`,
         );
       } else await c.query('SELECT pg_advisory_lock($1, $2)', DECIDING_LOCK);
+      const unlock = `SELECT pg_advisory_unlock(${DECIDING_LOCK.join(', ')})`;
+      let r: T;
       try {
-        return await fn();
-      } finally {
+        r = await fn(new LabStoreImpl(on));
+      } catch (e) {
         // Still holding the turn, the connection must not go back to the pool.
-        await c.query('SELECT pg_advisory_unlock($1, $2)', DECIDING_LOCK).catch(spoilt);
+        await c.query(unlock).catch(spoilt);
+        throw e;
       }
+      const a = announce?.(r);
+      // Said before the turn is given up (so a worker waiting for it hears it first), in the same
+      // round trip: under load every round trip of a turn made every waiting worker wait longer.
+      const say = a?.snapshot === undefined ? [] : ['BEGIN', inline(c, announcement(a)), 'COMMIT'];
+      await c.query([...say, unlock].join(';\n')).catch(spoilt);
+      return r;
     });
   }
 
   async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {
     if (!this.db.dialect.pg || snapshot === undefined) return;
-    const when = due === undefined ? '?' : Number.isFinite(due) ? String(Math.round(due)) : '-';
     // One round trip (BEGIN, NOTIFY, COMMIT): it is said while the decision still holds its turn.
-    // It names its own transaction, which commits after the decision's claims (see LabWake).
     await this.db.tx('announceDecision', function* () {
-      yield* batch(
-        [
-          query(
-            "SELECT pg_notify(?, ? || ' ' || pg_current_xact_id()::text)",
-            LAB_CHANNEL,
-            `decided ${more ? 'more' : 'done'} ${snapshot} ${when}`,
-          ),
-        ],
-        { commit: true },
-      );
+      yield* batch([announcement({ snapshot, more, ...(due === undefined ? {} : { due }) })], {
+        commit: true,
+      });
     });
   }
 

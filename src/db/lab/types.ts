@@ -165,6 +165,13 @@ export type ShareTake =
   | { action: 'join'; host: string; type: string; harness: string }
   | { action: 'start'; host: string; type: string; harness: string; slots: number; wearLimit: number };
 
+/** What an allocation decision tells the other workers: see announceDecision. */
+export interface Announcement {
+  snapshot: string | undefined;
+  more: boolean;
+  due?: Millis;
+}
+
 export interface TakeHosts {
   flight: string;
   job: string;
@@ -419,8 +426,18 @@ export interface LabStore {
    * With `unlessQueued`: when another worker is already waiting for the turn (PostgreSQL), returns
    * what it returns at once instead of waiting too. That worker reads the lab after this call began,
    * so its decision sees every change this caller knows of (and its announcement says so).
+   *
+   * `fn` is given the lab store to decide with: on PostgreSQL, one whose transactions run on the
+   * connection that holds the turn.
+   *
+   * With `announce`: what it makes of `fn`'s result is announced (see announceDecision) while the
+   * turn is still held, in the same round trip that gives the turn up.
    */
-  deciding<T>(fn: () => Promise<T>, unlessQueued?: () => T): Promise<T>;
+  deciding<T>(
+    fn: (lab: LabStore) => Promise<T>,
+    unlessQueued?: () => T,
+    announce?: (r: T) => Announcement | undefined,
+  ): Promise<T>;
   /** Whether listen() really delivers wake-ups (else workers must poll more often). */
   readonly notifies: boolean;
 }

@@ -67,7 +67,7 @@ import type {
   NewPush,
   PushRecord,
 } from '../gate-types.js';
-import { postgresDriver } from '../lab/driver.js';
+import { batch, type LabDriver, postgresDriver, query } from '../lab/driver.js';
 import { LabStoreImpl } from '../lab/lab-store.js';
 import type { LabStore } from '../lab/types.js';
 import {
@@ -271,6 +271,11 @@ class Foreign {
 
 type Db = pg.Pool | pg.PoolClient;
 
+/** Says which of flight and job is missing (as jobRow does). */
+function missingJob(flight: string, job: string, flightExists: boolean): NotFoundError {
+  return new NotFoundError(flightExists ? `flight ${flight} has no job '${job}'` : `no flight '${flight}'`);
+}
+
 /**
  * Columns are named, never `*`: statements are prepared once per connection, and PostgreSQL refuses
  * to run a prepared `SELECT *` whose row type changed (a later migration adding a column while
@@ -304,13 +309,20 @@ export class PostgresStore implements Store {
   private readonly names = new Map<string, string>();
 
   readonly lab: LabStore;
+  /**
+   * Transactions as batches of statements, a round trip each (BEGIN going with the first, COMMIT with
+   * the last), for the calls every job makes at every step: one statement per round trip made a
+   * step's start five round trips and a status change four.
+   */
+  private readonly batched: LabDriver;
 
   constructor(
     private readonly pool: pg.Pool,
     /** Where the database is, for messages (never with the password). */
     readonly where: string,
   ) {
-    this.lab = new LabStoreImpl(postgresDriver(pool, where));
+    this.batched = postgresDriver(pool, where);
+    this.lab = new LabStoreImpl(this.batched);
   }
 
   async close(): Promise<void> {
@@ -619,12 +631,25 @@ export class PostgresStore implements Store {
   async setJobStatus(flight: string, job: string, status: JobStatus): Promise<JobStatus> {
     if (!isJobStatus(status)) throw new StoreError(`invalid job status '${status}' for ${flight}/${job}`);
     return this.op('setJobStatus', () =>
-      this.tx(async (c) => {
-        const current = (await this.jobRow(c, flight, job, 'FOR NO KEY UPDATE')).status as JobStatus;
+      this.batched.tx('setJobStatus', function* () {
+        const [jobs, flights] = yield* batch([
+          query<{ status: string }>(
+            'SELECT status FROM jobs WHERE flight = ? AND job = ? FOR NO KEY UPDATE',
+            flight,
+            job,
+          ),
+          query('SELECT 1 AS x FROM flights WHERE flight = ?', flight),
+        ]);
+        const row = jobs[0];
+        if (!row) throw missingJob(flight, job, flights.length > 0);
+        const current = row.status as JobStatus;
         const next = nextJobStatus(current, status);
-        if (next !== current) {
-          await this.q(c, 'UPDATE jobs SET status = $3 WHERE flight = $1 AND job = $2', [flight, job, next]);
-        }
+        yield* batch(
+          next === current
+            ? []
+            : [query('UPDATE jobs SET status = ? WHERE flight = ? AND job = ?', next, flight, job)],
+          { commit: true },
+        );
         return next;
       }),
     );
@@ -762,44 +787,61 @@ export class PostgresStore implements Store {
     checkNonEmpty('testcase', s.testcase);
     if (typeof s.testid === 'string') checkNonEmpty(`testid of ${s.testcase}`, s.testid);
     const started = checkTime('step start time', s.started);
-    return this.op('startStep', () =>
-      this.tx(async (c) => {
-        // The job row's lock makes step numbering one at a time per job; once it is ours, the
-        // next statement sees every step the previous holder committed.
-        await this.jobRow(c, flight, job, 'FOR NO KEY UPDATE');
-        const stepno = (
-          await this.q<{ n: number }>(
-            c,
-            'SELECT COALESCE(MAX(stepno), 0) + 1 AS n FROM steps WHERE flight = $1 AND job = $2',
-            [flight, job],
-          )
-        )[0]!.n;
+    const got = await this.op('startStep', () =>
+      this.batched.tx('startStep', function* () {
+        const [jobs, flights, next] = yield* batch([
+          query('SELECT 1 AS x FROM jobs WHERE flight = ? AND job = ? FOR NO KEY UPDATE', flight, job),
+          query('SELECT 1 AS x FROM flights WHERE flight = ?', flight),
+          // The job row's lock makes step numbering one at a time per job. This is a statement of
+          // its own after the lock, so its snapshot has every step the lock's last holder committed.
+          query<{ n: number }>(
+            'SELECT COALESCE(MAX(stepno), 0) + 1 AS n FROM steps WHERE flight = ? AND job = ?',
+            flight,
+            job,
+          ),
+        ]);
+        if (jobs.length === 0) throw missingJob(flight, job, flights.length > 0);
+        const stepno = Number(next[0]!.n);
         let testid: string;
         try {
           testid = typeof s.testid === 'function' ? s.testid(stepno) : s.testid;
         } catch (e) {
-          throw new Foreign(e);
+          // The caller's own error, given back as it is once this (empty) transaction has ended.
+          yield* batch([], { commit: true });
+          return { failed: e };
         }
         checkNonEmpty(`testid of ${s.testcase}`, testid);
-        await this.q(
-          c,
-          `INSERT INTO steps (flight, job, stepno, testcase, testid, status, started)
-           VALUES ($1, $2, $3, $4, $5, 'running', $6)`,
-          [flight, job, stepno, s.testcase, testid, started],
+        yield* batch(
+          [
+            query(
+              `INSERT INTO steps (flight, job, stepno, testcase, testid, status, started)
+               VALUES (?, ?, ?, ?, ?, 'running', ?)`,
+              flight,
+              job,
+              stepno,
+              s.testcase,
+              testid,
+              started,
+            ),
+          ],
+          { commit: true },
         );
-        return {
+        const step: Step = {
           flight,
           job,
           stepno,
           testcase: s.testcase,
           testid,
-          status: 'running' as const,
+          status: 'running',
           started,
           finished: null,
           logPath: null,
         };
+        return { step };
       }),
     );
+    if ('failed' in got) throw got.failed;
+    return got.step;
   }
 
   async finishStep(
