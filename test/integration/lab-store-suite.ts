@@ -187,6 +187,71 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
       ).toEqual({ ok: true });
     });
 
+    it('takes several jobs in one transaction, each all or none, a later take seeing what the earlier ones took (takeEach)', async () => {
+      await worker('w1');
+      for (const j of ['d', 'e', 'g']) await store.createJob('f', j, 'rec');
+      await store.upsertHost({ name: 'h4' });
+      const t = (job: string, hosts: Record<string, string>, share?: object) => ({
+        flight: 'f',
+        job,
+        holds: Object.entries(hosts).map(([ident, host]) => ({ ident, host })),
+        ...(share ? { share: share as never } : {}),
+        claimFor: 'w1',
+        leaseMs: 1000,
+        now: T0,
+      });
+      expect(await store.lab.takeEach([])).toEqual([]);
+      const got = await store.lab.takeEach([
+        t('a', { host: 'h1' }),
+        // h1 went to a just before, in this same transaction: refused, and refusing it takes nothing.
+        t('b', { x: 'h2', y: 'h1' }),
+        t('c', { x: 'h2', y: 'h3' }),
+        // c was just given its hosts: not twice.
+        t('c', { host: 'h4' }),
+      ]);
+      expect(got).toEqual([
+        { ok: true },
+        { ok: false, why: expect.stringMatching(/host h1 is held by f\/a \(host\)/) },
+        { ok: true },
+        { ok: false, why: expect.stringMatching(/f\/c/) },
+      ]);
+      expect((await store.lab.listHolds()).map((h) => `${h.job}:${h.host}`).sort()).toEqual([
+        'a:h1',
+        'c:h2',
+        'c:h3',
+      ]);
+      expect((await store.lab.listClaims()).map((c) => c.job).sort()).toEqual(['a', 'c']);
+      // A share: started and joined in one go is refused (still being prepared); once ready, two
+      // joins for one free slot: the first gets it.
+      const share = { host: 'h4', type: 'build-x', harness: 'abc' };
+      expect(
+        await store.lab.takeEach([
+          t('b', { host: 'h4' }, { ...share, action: 'start', slots: 2, wearLimit: 5 }),
+          t('d', { host: 'h4' }, { ...share, action: 'join' }),
+          // An exclusive take of a host just started as a share: refused too.
+          t('e', { host: 'h4' }),
+        ]),
+      ).toEqual([
+        { ok: true },
+        { ok: false, why: expect.stringMatching(/being prepared/) },
+        { ok: false, why: expect.stringMatching(/shared by 1/) },
+      ]);
+      expect(await store.lab.markShareReady('h4', { flight: 'f', job: 'b' })).toBe(true);
+      expect(
+        await store.lab.takeEach([
+          t('d', { host: 'h4' }, { ...share, action: 'join' }),
+          t('e', { host: 'h4' }, { ...share, action: 'join' }),
+          t('g', { host: 'h4' }, { ...share, action: 'join' }),
+        ]),
+      ).toEqual([
+        { ok: true },
+        { ok: false, why: expect.stringMatching(/every slot of h4/) },
+        { ok: false, why: expect.stringMatching(/every slot of h4/) },
+      ]);
+      expect((await store.lab.listShares())[0]).toMatchObject({ host: 'h4', wear: 2, holders: 2 });
+      checkHoldLog(await store.lab.holdHistory());
+    });
+
     it('shares a build host: started in prep, joined once ready, up to its slots; exclusive use waits for the sharers', async () => {
       await worker('w1');
       const share = { type: 'build-x', harness: 'abc' };

@@ -564,6 +564,236 @@ function* setHealth(
   return { host, from: from.state as HealthState, to, brokenStreak: streak, reason };
 }
 
+/** A take checked for what it can say by itself, with its times worked out. */
+interface CheckedTake {
+  t: TakeHosts;
+  now: Millis;
+  names: string[];
+  lease: Millis | null;
+  expectedEnd: Millis | null;
+  claim: boolean;
+}
+
+function checkTake(t: TakeHosts): CheckedTake {
+  const now = t.now ?? Date.now();
+  if (t.holds.length === 0) throw new StoreError(`takeHosts ${t.flight}/${t.job}: no hosts asked for`);
+  for (const h of t.holds) {
+    checkHostName(h.host);
+    checkHostIdent(h.ident);
+  }
+  const names = [...new Set(t.holds.map((h) => h.host))].sort();
+  if (names.length !== t.holds.length)
+    throw new StoreError(`takeHosts ${t.flight}/${t.job}: one host named for two idents`);
+  if (t.share && !names.includes(t.share.host))
+    throw new StoreError(
+      `takeHosts ${t.flight}/${t.job}: share of ${t.share.host}, which the job does not take`,
+    );
+  if (t.share && t.holds.length !== 1)
+    throw new StoreError(`takeHosts ${t.flight}/${t.job}: a shared build host is for one-host jobs`);
+  const lease = t.leaseMs === undefined || t.leaseMs === null ? null : now + checkMs('lease', t.leaseMs);
+  if (t.claimFor !== undefined && lease === null)
+    throw new StoreError(`takeHosts ${t.flight}/${t.job}: a claim for worker ${t.claimFor} needs a lease`);
+  return { t, now, names, lease, expectedEnd: t.expectedEnd ?? null, claim: t.claimFor !== undefined };
+}
+
+type TakeRows = [
+  { draining: number; ended: number | null }[],
+  { status: string }[],
+  { worker: string }[],
+  { name: string }[],
+  { name: string }[],
+  { host: string; flight: string; job: string; ident: string }[],
+  { host: string; state: string }[],
+  (Omit<ShareRow, 'created'> & { mine: number })[],
+  ReservationRow[],
+];
+
+/** One take's reads (see takeEach), in TakeRows' order. */
+function takeReads(d: Dialect, c: CheckedTake): Stmt[] {
+  const { t, names, claim, now } = c;
+  const { flight, job } = t;
+  const inList = placeholders(names.length);
+  return [
+    claim
+      ? query(`SELECT draining, ended FROM workers WHERE id = ? ${d.lock('FOR SHARE')}`, t.claimFor)
+      : query('SELECT 0 AS draining, NULL AS ended'),
+    query(
+      `SELECT status FROM jobs WHERE flight = ? AND job = ? ${claim ? d.lock('FOR NO KEY UPDATE SKIP LOCKED') : ''}`,
+      flight,
+      job,
+    ),
+    query('SELECT worker FROM job_claims WHERE flight = ? AND job = ?', flight, job),
+    // A worker's claim skips hosts another transaction is taking or giving back this moment (it
+    // tries its plan's other jobs, and hears the NOTIFY when that commits) instead of queueing
+    // behind it only to find the host gone; the existence check below tells the two apart.
+    query(
+      `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock(claim ? 'FOR UPDATE SKIP LOCKED' : 'FOR UPDATE')}`,
+      ...names,
+    ),
+    query(`SELECT name FROM hosts WHERE name IN (${inList})`, ...names),
+    query(`SELECT host, flight, job, ident FROM allocations WHERE host IN (${inList})`, ...names),
+    query(`SELECT host, state FROM host_health WHERE host IN (${inList})`, ...names),
+    query(
+      `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
+         (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
+         (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
+       FROM host_shares h WHERE h.host IN (${inList})`,
+      flight,
+      job,
+      ...names,
+    ),
+    // A host under a reservation now (a blockage, taken by hand) goes to nobody, health checks included.
+    query(
+      `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts <= ? AND ends > ?`,
+      ...names,
+      now,
+      now,
+    ),
+  ];
+}
+
+/** What the takes before this one in the same transaction did (its reads were made before any). */
+interface TakeBatch {
+  /** Host → the take that holds it outright, or started a share on it. */
+  taken: Map<string, { flight: string; job: string; ident: string }>;
+  /** Host → slots joined by earlier takes. */
+  joined: Map<string, number>;
+  /** Hosts whose share an earlier take started (still being prepared). */
+  started: Set<string>;
+  /** Jobs claimed or given hosts by earlier takes. */
+  jobs: Set<string>;
+}
+
+function judgeTake(
+  c: CheckedTake,
+  [workers, jobs, claims, locked, found, allocs, health, shares, reservedRows]: TakeRows,
+  done: TakeBatch,
+): { ok: true; writes: Stmt[] } | { ok: false; why: string } {
+  const { t, now, names, lease, expectedEnd, claim } = c;
+  const { flight, job } = t;
+  if (claim) {
+    const w = workers[0];
+    if (!w) throw new NotFoundError(`no worker '${t.claimFor}'`);
+    if (w.ended !== null) return { ok: false, why: `worker ${t.claimFor} has ended` };
+    if (Number(w.draining) !== 0) return { ok: false, why: `worker ${t.claimFor} is draining` };
+    const j = jobs[0];
+    if (!j) return { ok: false, why: `${flight}/${job} is being taken by someone else, or is gone` };
+    if (j.status !== 'queued') return { ok: false, why: `${flight}/${job} is ${j.status}` };
+    const cl = claims[0];
+    if (cl) return { ok: false, why: `${flight}/${job} is claimed by worker ${cl.worker}` };
+  } else if (jobs.length === 0) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
+  if (done.jobs.has(`${flight}/${job}`))
+    return { ok: false, why: `${flight}/${job} was given hosts in this same transaction` };
+  const missing = names.filter((n) => !found.some((f) => f.name === n));
+  if (missing.length > 0) return { ok: false, why: `no host ${missing.join(', ')}` };
+  const busy = names.filter((n) => !locked.some((f) => f.name === n));
+  if (busy.length > 0)
+    return { ok: false, why: `host ${busy.join(', ')} is being taken or given back by someone else` };
+  const reserved = reservedRows.map(toReservation);
+  const writes: Stmt[] = [];
+  const hold = (table: 'allocations' | 'share_holders', ident: string, h: string) =>
+    query(
+      `INSERT INTO ${table} (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      h,
+      flight,
+      job,
+      ident,
+      now,
+      lease,
+      expectedEnd,
+    );
+  const joins: string[] = [];
+  const takes: { host: string; ident: string; start: boolean }[] = [];
+  for (const want of t.holds) {
+    const h = want.host;
+    const st = health.find((x) => x.host === h)?.state ?? 'good';
+    if (!t.outOfService && (st === 'quarantined' || st === 'maintenance'))
+      return { ok: false, why: `host ${h} is ${st}` };
+    const a = allocs.find((x) => x.host === h) ?? done.taken.get(h);
+    const sh = shares.find((x) => x.host === h);
+    if (a) {
+      if (a.flight === flight && a.job === job && a.ident === want.ident && !t.share) continue;
+      return { ok: false, why: `host ${h} is held by ${a.flight}/${a.job} (${a.ident})` };
+    }
+    const rv = reserved.find((x) => x.host === h);
+    if (rv) return { ok: false, why: `host ${h} is reserved (${describeReservation(rv)})` };
+    if (sh && Number(sh.mine) > 0) return { ok: false, why: `${flight}/${job} already holds a slot of ${h}` };
+    const earlier = done.joined.get(h) ?? 0;
+    const holders = (sh ? Number(sh.holders) : 0) + earlier;
+    const sa = t.share;
+    if (sa?.action === 'join') {
+      // A share started by an earlier take of this transaction is not in the reads.
+      if (done.started.has(h)) return { ok: false, why: `share of ${h} is still being prepared` };
+      if (!sh) return { ok: false, why: `host ${h} is not shared` };
+      if (sh.state !== 'ready') return { ok: false, why: `share of ${h} is still being prepared` };
+      if (sh.type !== sa.type || sh.harness !== sa.harness)
+        return { ok: false, why: `share of ${h} is for ${sh.type} at harness ${sh.harness}` };
+      if (holders >= Number(sh.slots)) return { ok: false, why: `every slot of ${h} is taken` };
+      if (Number(sh.wear) + earlier >= Number(sh.wear_limit))
+        return { ok: false, why: `share of ${h} is worn out` };
+      writes.push(
+        query('UPDATE host_shares SET wear = wear + 1 WHERE host = ?', h),
+        hold('share_holders', want.ident, h),
+        logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
+      );
+      joins.push(h);
+      continue;
+    }
+    if (holders > 0) return { ok: false, why: `host ${h} is shared by ${holders} job(s)` };
+    if (sa?.action === 'start') {
+      if (sa.slots < 1 || sa.wearLimit < 1)
+        throw new StoreError(`share of ${h}: slots and wear limit must be ≥ 1`);
+      writes.push(
+        // An idle share left on the host ends here: the host is prepared afresh.
+        query('DELETE FROM host_shares WHERE host = ?', h),
+        query(
+          `INSERT INTO host_shares (host, type, harness, state, slots, wear, wear_limit, created)
+           VALUES (?, ?, ?, 'prep', ?, 1, ?, ?)`,
+          h,
+          sa.type,
+          sa.harness,
+          sa.slots,
+          sa.wearLimit,
+          now,
+        ),
+        hold('share_holders', want.ident, h),
+        logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
+      );
+      takes.push({ host: h, ident: want.ident, start: true });
+      continue;
+    }
+    if (sh) writes.push(query('DELETE FROM host_shares WHERE host = ?', h));
+    writes.push(
+      hold('allocations', want.ident, h),
+      logHoldStmt({ host: h, flight, job, ident: want.ident, share: null }, 'allocate', now),
+    );
+    takes.push({ host: h, ident: want.ident, start: false });
+  }
+  if (claim)
+    writes.push(
+      query(
+        'INSERT INTO job_claims (flight, job, worker, claimed, renewed, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
+        flight,
+        job,
+        t.claimFor,
+        now,
+        now,
+        lease ?? now,
+      ),
+    );
+  // Said only once the whole take is known to go ahead (all or none).
+  done.jobs.add(`${flight}/${job}`);
+  for (const h of joins) done.joined.set(h, (done.joined.get(h) ?? 0) + 1);
+  for (const x of takes) {
+    // A share started here counts as one holder, as its share_holders row will.
+    if (x.start) {
+      done.started.add(x.host);
+      done.joined.set(x.host, (done.joined.get(x.host) ?? 0) + 1);
+    } else done.taken.set(x.host, { flight, job, ident: x.ident });
+  }
+  return { ok: true, writes };
+}
+
 export class LabStoreImpl implements LabStore {
   constructor(private readonly db: LabDriver) {}
 
@@ -737,26 +967,30 @@ export class LabStoreImpl implements LabStore {
           runs,
           runHosts,
           marks,
-        ] = yield* batch([
-          query<{ name: string }>(`SELECT name FROM hosts ORDER BY name${d.c}`),
-          query<{ host: string; flag: string }>(`SELECT host, flag FROM host_flags ORDER BY flag${d.c}`),
-          query<{ host: string; name: string; val: string }>('SELECT host, name, val FROM host_props'),
-          query<HealthRow>(healthSql(d, false)),
-          query<ShareRow>(sharesSql(d)),
-          query<HoldRow>(holdsSql(d, '1 = 1', '1 = 1')),
-          query<QueuedFlightRow>(queuedFlightsSql(d)),
-          query<QueueJobRow>(QUEUE_JOBS_SQL),
-          query<RunvarRow>(queueRunvarsSql(known.length), ...known, ...known),
-          query<ReservationRow>(
-            `SELECT ${RESERVATION_COLS} FROM reservations WHERE ends > ? ORDER BY starts, host${d.c}, id`,
-            opts.now,
-          ),
-          history.runs,
-          history.hosts,
-          query<{ mark: number; snapshot: string | null }>(
-            `SELECT ${HISTORY_MARK} AS mark, ${d.pg ? 'pg_current_snapshot()::text' : 'NULL'} AS snapshot`,
-          ),
-        ]);
+        ] = yield* batch(
+          [
+            query<{ name: string }>(`SELECT name FROM hosts ORDER BY name${d.c}`),
+            query<{ host: string; flag: string }>(`SELECT host, flag FROM host_flags ORDER BY flag${d.c}`),
+            query<{ host: string; name: string; val: string }>('SELECT host, name, val FROM host_props'),
+            query<HealthRow>(healthSql(d, false)),
+            query<ShareRow>(sharesSql(d)),
+            query<HoldRow>(holdsSql(d, '1 = 1', '1 = 1')),
+            query<QueuedFlightRow>(queuedFlightsSql(d)),
+            query<QueueJobRow>(QUEUE_JOBS_SQL),
+            query<RunvarRow>(queueRunvarsSql(known.length), ...known, ...known),
+            query<ReservationRow>(
+              `SELECT ${RESERVATION_COLS} FROM reservations WHERE ends > ? ORDER BY starts, host${d.c}, id`,
+              opts.now,
+            ),
+            history.runs,
+            history.hosts,
+            query<{ mark: number; snapshot: string | null }>(
+              `SELECT ${HISTORY_MARK} AS mark, ${d.pg ? 'pg_current_snapshot()::text' : 'NULL'} AS snapshot`,
+            ),
+          ],
+          // COMMIT in the same round trip: a read alone needs no second one.
+          { commit: true },
+        );
         const mark = Number(marks[0]!.mark);
         const past = history.read(mark, runs, runHosts);
         const byHost = new Map<string, SchedulerHostRow>(
@@ -792,15 +1026,18 @@ export class LabStoreImpl implements LabStore {
     return this.db.tx(
       'jobHistory',
       function* () {
-        const [names, marks, runs, runHosts] = yield* batch([
-          query<{ job: string }>(
-            `SELECT j.job FROM jobs j JOIN queued_flights q ON q.flight = j.flight
+        const [names, marks, runs, runHosts] = yield* batch(
+          [
+            query<{ job: string }>(
+              `SELECT j.job FROM jobs j JOIN queued_flights q ON q.flight = j.flight
              WHERE j.status = 'queued' GROUP BY j.job`,
-          ),
-          query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
-          history.runs,
-          history.hosts,
-        ]);
+            ),
+            query<{ mark: number }>(`SELECT ${HISTORY_MARK} AS mark`),
+            history.runs,
+            history.hosts,
+          ],
+          { commit: true },
+        );
         const mark = Number(marks[0]!.mark);
         const got = history.read(mark, runs, runHosts);
         return { queuedJobs: names.map((n) => n.job), mark, ...(got ? { runs: got } : {}) };
@@ -864,181 +1101,37 @@ export class LabStoreImpl implements LabStore {
   // ---- holds
 
   async takeHosts(t: TakeHosts): Promise<TakeResult> {
-    const now = t.now ?? Date.now();
-    if (t.holds.length === 0) throw new StoreError(`takeHosts ${t.flight}/${t.job}: no hosts asked for`);
-    for (const h of t.holds) {
-      checkHostName(h.host);
-      checkHostIdent(h.ident);
-    }
-    const names = [...new Set(t.holds.map((h) => h.host))].sort();
-    if (names.length !== t.holds.length)
-      throw new StoreError(`takeHosts ${t.flight}/${t.job}: one host named for two idents`);
-    if (t.share && !names.includes(t.share.host))
-      throw new StoreError(
-        `takeHosts ${t.flight}/${t.job}: share of ${t.share.host}, which the job does not take`,
-      );
-    if (t.share && t.holds.length !== 1)
-      throw new StoreError(`takeHosts ${t.flight}/${t.job}: a shared build host is for one-host jobs`);
-    const lease = t.leaseMs === undefined || t.leaseMs === null ? null : now + checkMs('lease', t.leaseMs);
-    if (t.claimFor !== undefined && lease === null)
-      throw new StoreError(`takeHosts ${t.flight}/${t.job}: a claim for worker ${t.claimFor} needs a lease`);
-    const expectedEnd = t.expectedEnd ?? null;
-    return this.db.tx('takeHosts', function* (d): TxBody<TakeResult> {
-      const { flight, job } = t;
-      const claim = t.claimFor !== undefined;
-      const inList = placeholders(names.length);
-      // Every read in one round trip on PostgreSQL, its locks taken in the usual order (worker, job,
-      // hosts); the checks follow in code, then the writes and COMMIT in a second round trip.
-      const [workers, jobs, claims, locked, found, allocs, health, shares, reservedRows] = yield* batch([
-        claim
-          ? query<{ draining: number; ended: number | null }>(
-              `SELECT draining, ended FROM workers WHERE id = ? ${d.lock('FOR SHARE')}`,
-              t.claimFor,
-            )
-          : query<{ draining: number; ended: number | null }>('SELECT 0 AS draining, NULL AS ended'),
-        query<{ status: string }>(
-          `SELECT status FROM jobs WHERE flight = ? AND job = ? ${claim ? d.lock('FOR NO KEY UPDATE SKIP LOCKED') : ''}`,
-          flight,
-          job,
-        ),
-        query<{ worker: string }>('SELECT worker FROM job_claims WHERE flight = ? AND job = ?', flight, job),
-        // A worker's claim skips hosts another transaction is taking or giving back this moment (it
-        // tries its plan's other jobs, and hears the NOTIFY when that commits) instead of queueing
-        // behind it only to find the host gone; the existence check below tells the two apart.
-        query<{ name: string }>(
-          `SELECT name FROM hosts WHERE name IN (${inList}) ORDER BY name${d.c} ${d.lock(claim ? 'FOR UPDATE SKIP LOCKED' : 'FOR UPDATE')}`,
-          ...names,
-        ),
-        query<{ name: string }>(`SELECT name FROM hosts WHERE name IN (${inList})`, ...names),
-        query<{ host: string; flight: string; job: string; ident: string }>(
-          `SELECT host, flight, job, ident FROM allocations WHERE host IN (${inList})`,
-          ...names,
-        ),
-        query<{ host: string; state: string }>(
-          `SELECT host, state FROM host_health WHERE host IN (${inList})`,
-          ...names,
-        ),
-        query<Omit<ShareRow, 'created'> & { mine: number }>(
-          `SELECT h.host, h.type, h.harness, h.state, h.slots, h.wear, h.wear_limit,
-             (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host) AS holders,
-             (SELECT COUNT(*) FROM share_holders s WHERE s.host = h.host AND s.flight = ? AND s.job = ?) AS mine
-           FROM host_shares h WHERE h.host IN (${inList})`,
-          flight,
-          job,
-          ...names,
-        ),
-        // A host under a reservation now (a blockage, taken by hand) goes to nobody, health checks included.
-        query<ReservationRow>(
-          `SELECT ${RESERVATION_COLS} FROM reservations WHERE host IN (${inList}) AND starts <= ? AND ends > ?`,
-          ...names,
-          now,
-          now,
-        ),
-      ]);
-      if (claim) {
-        const w = workers[0];
-        if (!w) throw new NotFoundError(`no worker '${t.claimFor}'`);
-        if (w.ended !== null) return { ok: false, why: `worker ${t.claimFor} has ended` };
-        if (Number(w.draining) !== 0) return { ok: false, why: `worker ${t.claimFor} is draining` };
-        const j = jobs[0];
-        if (!j) return { ok: false, why: `${flight}/${job} is being taken by someone else, or is gone` };
-        if (j.status !== 'queued') return { ok: false, why: `${flight}/${job} is ${j.status}` };
-        const c = claims[0];
-        if (c) return { ok: false, why: `${flight}/${job} is claimed by worker ${c.worker}` };
-      } else if (jobs.length === 0) throw new NotFoundError(`flight ${flight} has no job '${job}'`);
-      const missing = names.filter((n) => !found.some((f) => f.name === n));
-      if (missing.length > 0) return { ok: false, why: `no host ${missing.join(', ')}` };
-      const busy = names.filter((n) => !locked.some((f) => f.name === n));
-      if (busy.length > 0)
-        return { ok: false, why: `host ${busy.join(', ')} is being taken or given back by someone else` };
-      const reserved = reservedRows.map(toReservation);
+    return (await this.takeEach([t]))[0]!;
+  }
+
+  async takeEach(takes: readonly TakeHosts[]): Promise<TakeResult[]> {
+    if (takes.length === 0) return [];
+    const checked = takes.map((t) => checkTake(t));
+    return this.db.tx('takeHosts', function* (d): TxBody<TakeResult[]> {
+      // Every take's reads in one round trip on PostgreSQL, its locks taken in the usual order
+      // (worker, job, hosts); the checks follow in code, then the writes and COMMIT in a second round
+      // trip. A decision's takes go together: one after another, they were two round trips each.
+      const reads = checked.map((c) => takeReads(d, c));
+      const rows = yield* batch(reads.flat());
+      const batchState: TakeBatch = {
+        taken: new Map(),
+        joined: new Map(),
+        started: new Set(),
+        jobs: new Set(),
+      };
+      const out: TakeResult[] = [];
       const writes: Stmt[] = [];
-      const hold = (table: 'allocations' | 'share_holders', ident: string, h: string) =>
-        query(
-          `INSERT INTO ${table} (host, flight, job, ident, allocated, lease_until, expected_end) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          h,
-          flight,
-          job,
-          ident,
-          now,
-          lease,
-          expectedEnd,
-        );
-      for (const want of t.holds) {
-        const h = want.host;
-        const st = health.find((x) => x.host === h)?.state ?? 'good';
-        if (!t.outOfService && (st === 'quarantined' || st === 'maintenance'))
-          return { ok: false, why: `host ${h} is ${st}` };
-        const a = allocs.find((x) => x.host === h);
-        const sh = shares.find((x) => x.host === h);
-        if (a) {
-          if (a.flight === flight && a.job === job && a.ident === want.ident && !t.share) continue;
-          return { ok: false, why: `host ${h} is held by ${a.flight}/${a.job} (${a.ident})` };
-        }
-        const rv = reserved.find((x) => x.host === h);
-        if (rv) return { ok: false, why: `host ${h} is reserved (${describeReservation(rv)})` };
-        if (sh && Number(sh.mine) > 0)
-          return { ok: false, why: `${flight}/${job} already holds a slot of ${h}` };
-        const holders = sh ? Number(sh.holders) : 0;
-        const sa = t.share;
-        if (sa?.action === 'join') {
-          if (!sh) return { ok: false, why: `host ${h} is not shared` };
-          if (sh.state !== 'ready') return { ok: false, why: `share of ${h} is still being prepared` };
-          if (sh.type !== sa.type || sh.harness !== sa.harness)
-            return { ok: false, why: `share of ${h} is for ${sh.type} at harness ${sh.harness}` };
-          if (holders >= Number(sh.slots)) return { ok: false, why: `every slot of ${h} is taken` };
-          if (Number(sh.wear) >= Number(sh.wear_limit))
-            return { ok: false, why: `share of ${h} is worn out` };
-          writes.push(
-            query('UPDATE host_shares SET wear = wear + 1 WHERE host = ?', h),
-            hold('share_holders', want.ident, h),
-            logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
-          );
-          continue;
-        }
-        if (holders > 0) return { ok: false, why: `host ${h} is shared by ${holders} job(s)` };
-        if (sa?.action === 'start') {
-          if (sa.slots < 1 || sa.wearLimit < 1)
-            throw new StoreError(`share of ${h}: slots and wear limit must be ≥ 1`);
-          writes.push(
-            // An idle share left on the host ends here: the host is prepared afresh.
-            query('DELETE FROM host_shares WHERE host = ?', h),
-            query(
-              `INSERT INTO host_shares (host, type, harness, state, slots, wear, wear_limit, created)
-               VALUES (?, ?, ?, 'prep', ?, 1, ?, ?)`,
-              h,
-              sa.type,
-              sa.harness,
-              sa.slots,
-              sa.wearLimit,
-              now,
-            ),
-            hold('share_holders', want.ident, h),
-            logHoldStmt({ host: h, flight, job, ident: want.ident, share: sa.type }, 'allocate', now),
-          );
-          continue;
-        }
-        if (sh) writes.push(query('DELETE FROM host_shares WHERE host = ?', h));
-        writes.push(
-          hold('allocations', want.ident, h),
-          logHoldStmt({ host: h, flight, job, ident: want.ident, share: null }, 'allocate', now),
-        );
+      let at = 0;
+      for (const [k, c] of checked.entries()) {
+        const mine = rows.slice(at, at + reads[k]!.length) as TakeRows;
+        at += reads[k]!.length;
+        const r = judgeTake(c, mine, batchState);
+        if (r.ok) writes.push(...r.writes);
+        out.push(r.ok ? { ok: true } : r);
       }
-      if (claim)
-        writes.push(
-          query(
-            'INSERT INTO job_claims (flight, job, worker, claimed, renewed, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
-            flight,
-            job,
-            t.claimFor,
-            now,
-            now,
-            lease ?? now,
-          ),
-        );
-      // Every check passed: now, and only now, write.
+      // Every check passed for these: now, and only now, write.
       if (writes.length > 0) yield* batch(writes, { commit: true });
-      return { ok: true };
+      return out;
     });
   }
 
@@ -1246,10 +1339,13 @@ export class LabStoreImpl implements LabStore {
     return this.db.tx(
       'pastRuns',
       function* () {
-        const [runs, hosts] = yield* batch([
-          query<PastRunRow>(pastRunsSql(inList), ...names, opts.since, limit),
-          query<PastRunHostRow>(pastRunHostsSql(inList), ...names, opts.since),
-        ]);
+        const [runs, hosts] = yield* batch(
+          [
+            query<PastRunRow>(pastRunsSql(inList), ...names, opts.since, limit),
+            query<PastRunHostRow>(pastRunHostsSql(inList), ...names, opts.since),
+          ],
+          { commit: true },
+        );
         return toPastRuns(runs, hosts);
       },
       { readOnly: true },

@@ -338,6 +338,11 @@ export interface LabStore {
   // holds
   /** Gives the job every host it asked for, or none (see TakeHosts); never two holders of a host. */
   takeHosts(t: TakeHosts): Promise<TakeResult>;
+  /**
+   * Several takes in one transaction, each all or none by itself (one refused leaves the others
+   * going ahead), judged in order: a later one sees what the earlier ones took. One result per take.
+   */
+  takeEach(takes: readonly TakeHosts[]): Promise<TakeResult[]>;
   listHolds(): Promise<Hold[]>;
   listClaims(): Promise<JobClaim[]>;
   listShares(): Promise<HostShareRow[]>;
