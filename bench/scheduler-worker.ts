@@ -136,13 +136,7 @@ async function main(): Promise<void> {
   const trace: Record<string, unknown>[] = [];
   const unlisten = await store.lab.listen((what, w) => {
     if (traceDir) trace.push({ at: Date.now(), wake: what, more: w.decided?.more });
-    if (w.decided) {
-      ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due, Date.now(), w.xid);
-      if (w.decided.more) poke();
-      return;
-    }
-    ledger.changed(w.xid);
-    poke();
+    if (ledger.heard(w)) poke();
   });
   process.on('message', (m) => {
     if (m === 'stop') {

@@ -192,13 +192,7 @@ export class LabWorker {
 
   /** A notification: a change by a known transaction, or another worker's decision. */
   private heard(w: LabWake): void {
-    if (w.decided) {
-      this.ledger.decided(w.decided.snapshot, w.decided.more, w.decided.due, Date.now(), w.xid);
-      if (w.decided.more) this.rouse();
-      return;
-    }
-    this.ledger.changed(w.xid);
-    this.rouse();
+    if (this.ledger.heard(w)) this.rouse();
   }
 
   private sleep(ms: number): Promise<void> {

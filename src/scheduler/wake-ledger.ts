@@ -15,6 +15,8 @@
  * time alone: bookings fall due, jobs starve), and at least every `safetyMs` in any case.
  */
 
+import type { LabWake } from '../db/lab/types.js';
+
 /** A PostgreSQL snapshot as `pg_current_snapshot()::text` writes it: `xmin:xmax:xip,xip,…`. */
 export interface Snapshot {
   xmin: bigint;
@@ -58,6 +60,19 @@ export class WakeLedger {
   /** The poll timer went off: decide if something in the plan has fallen due, or for safety. */
   polled(now = Date.now()): void {
     if (now >= this.due || now - this.lastDecision >= this.safetyMs) this.unknown = true;
+  }
+
+  /**
+   * A notification heard (see LabWake): another worker's decision, or a change. Returns whether to
+   * look at the lab again now: after a change, or a decision that left more to start.
+   */
+  heard(w: LabWake, now = Date.now()): boolean {
+    if (w.decided) {
+      this.decided(w.decided.snapshot, w.decided.more, w.decided.due, now, w.xid);
+      return w.decided.more;
+    }
+    this.changed(w.xid);
+    return true;
   }
 
   /** A change (by the transaction `xid`, when the notification named one) may have given us work. */

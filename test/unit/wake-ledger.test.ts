@@ -93,6 +93,21 @@ describe('the wake ledger', () => {
     expect(l.needed).toBe(true);
   });
 
+  it('hears notifications as the worker does: a change wakes it, a decision only when it left more', () => {
+    const l = new WakeLedger();
+    l.deciding();
+    expect(l.heard(parseWake('release 105'))).toBe(true);
+    expect(l.needed).toBe(true);
+    // A decision that saw 105 and left nothing: nothing to do, and no reason to look now.
+    expect(l.heard(parseWake('decided done 106:106: - 107'))).toBe(false);
+    expect(l.needed).toBe(false);
+    // One that left more names its transaction: look now, and until a later decision saw it.
+    expect(l.heard(parseWake('decided more 107:107: - 108'))).toBe(true);
+    expect(l.needed).toBe(true);
+    expect(l.heard(parseWake('decided done 109:109: - 110'))).toBe(false);
+    expect(l.needed).toBe(false);
+  });
+
   it('a poll decides when the last plan has something fall due, or when the safety interval has passed', () => {
     const l = new WakeLedger(60_000);
     l.deciding();
