@@ -9,6 +9,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { Config } from '../src/config/config.js';
 import { openStore, type StoreSpec } from '../src/db/open.js';
@@ -93,8 +94,24 @@ export interface WorkerReport extends DecisionCounts {
 const HOUR = 3_600_000;
 const LEASE_MS = 3_600_000;
 
+/** SCHED_CPU_PROFILE=DIR: a CPU profile of each worker, written as DIR/KIND-ID.cpuprofile when it stops. */
+async function profiler(dir: string | undefined): Promise<(name: string) => Promise<void>> {
+  if (!dir) return async () => undefined;
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((res, rej) => session.post(method, (e, r) => (e ? rej(e) : res(r))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async (name) => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+  };
+}
+
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2] ?? '') as WorkerArgs;
+  const profiled = await profiler(process.env.SCHED_CPU_PROFILE);
   const opened = await openStore(a.spec);
   const store = storeTimes ? timed(opened) : opened;
   const config = Config.fromText('');
@@ -259,6 +276,7 @@ async function main(): Promise<void> {
   await store.lab.endWorker(a.id, 'bench over').catch(() => undefined);
   await store.close().catch(() => undefined);
   report.inStore = Object.fromEntries(inStore);
+  await profiled(`${a.spec.kind}-${a.id}`);
   if (traceDir)
     writeFileSync(
       join(traceDir, `${a.spec.kind}-${a.id}.json`),

@@ -27,7 +27,8 @@
  * sqlite runs alternate. Environment: STORE_RUNS (runs per store, default 2; 0 skips the phase),
  * MS_PER_HOUR (real ms per lab hour, default 1000), CAP_SECONDS (each run's limit, default 150);
  * for diagnosis, SCHED_STORE_TIMES=1 (time in each store method, at a cost: see scheduler-worker.ts)
- * and SCHED_TRACE=DIR (every call and wake-up of every worker, as JSON).
+ * SCHED_TRACE=DIR (every call and wake-up of every worker, as JSON) and SCHED_CPU_PROFILE=DIR (a CPU
+ * profile of every worker).
  */
 import { loadavg } from 'node:os';
 import { prng } from '../src/bisect/simulate.js';
