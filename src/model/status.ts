@@ -41,6 +41,11 @@ export function isFinalJobStatus(s: JobStatus): boolean {
   return FINAL_JOB.has(s);
 }
 
+/** The sticky job statuses (see isStickyJobStatus), for a store that applies the rule in SQL. */
+export function stickyJobStatuses(): JobStatus[] {
+  return [...STICKY_JOB];
+}
+
 /** Broken and aborted stick: nothing that happens later in the job may turn them into anything else. */
 export function isStickyJobStatus(s: JobStatus): boolean {
   return STICKY_JOB.has(s);

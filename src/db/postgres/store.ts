@@ -19,8 +19,8 @@ import {
   isJobStatus,
   isStepStatus,
   type JobStatus,
-  nextJobStatus,
   type StepStatus,
+  stickyJobStatuses,
 } from '../../model/status.js';
 import {
   BISECTION_COLS,
@@ -630,29 +630,19 @@ export class PostgresStore implements Store {
 
   async setJobStatus(flight: string, job: string, status: JobStatus): Promise<JobStatus> {
     if (!isJobStatus(status)) throw new StoreError(`invalid job status '${status}' for ${flight}/${job}`);
-    return this.op('setJobStatus', () =>
-      this.batched.tx('setJobStatus', function* () {
-        const [jobs, flights] = yield* batch([
-          query<{ status: string }>(
-            'SELECT status FROM jobs WHERE flight = ? AND job = ? FOR NO KEY UPDATE',
-            flight,
-            job,
-          ),
-          query('SELECT 1 AS x FROM flights WHERE flight = ?', flight),
-        ]);
-        const row = jobs[0];
-        if (!row) throw missingJob(flight, job, flights.length > 0);
-        const current = row.status as JobStatus;
-        const next = nextJobStatus(current, status);
-        yield* batch(
-          next === current
-            ? []
-            : [query('UPDATE jobs SET status = ? WHERE flight = ? AND job = ?', next, flight, job)],
-          { commit: true },
-        );
-        return next;
-      }),
-    );
+    return this.op('setJobStatus', async () => {
+      // One statement, one round trip (every job makes this call at its start and its end): the
+      // UPDATE waits for a concurrent change of the row and then works from what that committed,
+      // so a status that sticks (nextJobStatus) stays even when two changes race.
+      const r = await this.q<{ status: string }>(
+        this.pool,
+        `UPDATE jobs SET status = CASE WHEN status = ANY($4::text[]) THEN status ELSE $3 END
+         WHERE flight = $1 AND job = $2 RETURNING status`,
+        [flight, job, status, stickyJobStatuses()],
+      );
+      if (!r[0]) throw await this.jobNotFound(this.pool, flight, job);
+      return r[0].status as JobStatus;
+    });
   }
 
   async resetJob(flight: string, job: string): Promise<void> {
