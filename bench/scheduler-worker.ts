@@ -16,7 +16,7 @@ import { openStore, type StoreSpec } from '../src/db/open.js';
 import type { Store } from '../src/db/store.js';
 import { type Claimed, claimNext } from '../src/scheduler/allocator.js';
 import { PlanCache } from '../src/scheduler/planner.js';
-import { WakeLedger } from '../src/scheduler/wake-ledger.js';
+import { BUSY_RETRY_MS, WakeLedger } from '../src/scheduler/wake-ledger.js';
 
 export interface WorkerArgs {
   spec: StoreSpec;
@@ -192,6 +192,7 @@ async function main(): Promise<void> {
   };
 
   let running = 0;
+  let retrySoon = false;
   const cache = new PlanCache();
   process.send?.('ready');
   const over = () => stopping || Date.now() >= a.stopAt;
@@ -225,6 +226,8 @@ async function main(): Promise<void> {
         trace.push({ at: Date.now() - ms, ms, ...out.ms, skipped: out.skipped, claims: out.claims.length });
       if (out.skipped) {
         report.skipped += 1;
+        // As the worker does: turned away with changes still unseen, look again soon.
+        if (ledger.needed) retrySoon = true;
         break;
       }
       const k = Math.min(out.replans, 3);
@@ -260,8 +263,10 @@ async function main(): Promise<void> {
       if (!out.more) break;
     }
     if (pending || over()) continue;
+    const wait = retrySoon ? Math.min(a.pollMs, BUSY_RETRY_MS) : a.pollMs;
+    retrySoon = false;
     const polled = await new Promise<boolean>((r) => {
-      const t = setTimeout(() => r(true), a.pollMs);
+      const t = setTimeout(() => r(true), wait);
       wake = () => {
         clearTimeout(t);
         r(false);

@@ -36,7 +36,7 @@ import type { JobStatus } from '../model/status.js';
 import { HOST_ALLOCATE_WAIT_ENV, logStamp } from '../model/testcase-protocol.js';
 import { type Claimed, claimNext, HEALTH_CHECK_RUNVAR } from '../scheduler/allocator.js';
 import { PlanCache } from '../scheduler/planner.js';
-import { WakeLedger } from '../scheduler/wake-ledger.js';
+import { BUSY_RETRY_MS, WakeLedger } from '../scheduler/wake-ledger.js';
 import { groupsWithToken, killGroup, RUNNER_TOKEN_ENV } from './execute-flight.js';
 
 /** Testcases whose passing means a shared build host is prepared (others may join it). */
@@ -258,6 +258,9 @@ export class LabWorker {
         if ((this.draining !== undefined || onceDone) && this.running.size === 0) break;
         // Ask again at once only when the last decision claimed a job and its plan had more to start.
         let again = false;
+        // Turned away while another worker decided, with changes that decision may not have seen:
+        // its announcement rouses this one, but the turn may not be free yet when it arrives.
+        let soon = false;
         try {
           await this.housekeeping();
           if (
@@ -283,6 +286,7 @@ export class LabWorker {
               again = out.more;
               for (const c of out.claims) this.start(c);
             } else if (this.o.once && !out.skipped) onceDone = true;
+            soon = out.skipped && this.ledger.needed;
           }
         } catch (e) {
           // The database away for a moment, say: the running jobs go on and the next look may work.
@@ -290,7 +294,7 @@ export class LabWorker {
         }
         if (again) continue;
         if ((this.draining !== undefined || onceDone) && this.running.size === 0) break;
-        await this.sleep(s.pollMs);
+        await this.sleep(soon ? Math.min(s.pollMs, BUSY_RETRY_MS) : s.pollMs);
       }
     } finally {
       ticking = false;

@@ -564,16 +564,18 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
       });
   const t0 = performance.now();
   let waited = 0;
-  // With a ledger, a worker already waiting for the turn decides for this one's changes: its
-  // announcement settles them in the ledger (or says there is more, and this one decides then).
-  const queued = o.ledger ? () => ({ ...emptyOutcome(), skipped: true }) : undefined;
-  // Said while still holding the turn, so that workers waiting for it hear it first.
+  // With a ledger, a worker that finds another deciding does not wait for it: that one's
+  // announcement settles this one's changes in the ledger, or says there is more (and this one
+  // decides then).
+  const busy = o.ledger ? () => ({ ...emptyOutcome(), skipped: true }) : undefined;
+  // Said while still holding the turn. "More" too when this worker heard of changes its read did
+  // not see: the workers it turned away meanwhile rely on it.
   const announced = (got: ClaimOutcome): Announcement | undefined =>
     got.skipped
       ? undefined
       : {
           snapshot: got.dbSnapshot,
-          more: leftMore(got),
+          more: leftMore(got) || (o.ledger?.needed ?? false),
           ...(got.nextDue === undefined ? {} : { due: got.nextDue }),
         };
   const out = await o.store.lab.deciding(
@@ -587,7 +589,7 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
       o.ledger?.decided(got.dbSnapshot, leftMore(got), got.nextDue);
       return got;
     },
-    queued,
+    busy,
     announced,
   );
   out.ms.waitingForTurn = waited;

@@ -17,6 +17,13 @@
 
 import type { LabWake } from '../db/lab/types.js';
 
+/**
+ * How soon a worker turned away from a busy turn (see LabStore.deciding) looks again when it still
+ * has changes no decision is known to have seen: the deciding worker's announcement rouses it, but
+ * may arrive a moment before that worker has given the turn up.
+ */
+export const BUSY_RETRY_MS = 50;
+
 /** A PostgreSQL snapshot as `pg_current_snapshot()::text` writes it: `xmin:xmax:xip,xip,…`. */
 export interface Snapshot {
   xmin: bigint;
@@ -64,12 +71,13 @@ export class WakeLedger {
 
   /**
    * A notification heard (see LabWake): another worker's decision, or a change. Returns whether to
-   * look at the lab again now: after a change, or a decision that left more to start.
+   * look at the lab again now: after a change, and after a decision that did not settle everything
+   * (it left more to start, or did not see a change this worker knows of: the turn is free again).
    */
   heard(w: LabWake, now = Date.now()): boolean {
     if (w.decided) {
       this.decided(w.decided.snapshot, w.decided.more, w.decided.due, now, w.xid);
-      return w.decided.more;
+      return this.needed;
     }
     this.changed(w.xid);
     return true;

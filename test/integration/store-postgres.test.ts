@@ -268,100 +268,10 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
       }
     });
 
-    it('keeps one worker waiting for the decision turn: a later one asking unlessQueued is turned away at once', async () => {
+    it('turns a worker asking unlessBusy away at once while another has the turn; without it, waits', async () => {
       const { conn, drop } = await freshSchema();
-      const [a, b, c] = [
-        await openPostgresStore(conn),
-        await openPostgresStore(conn),
-        await openPostgresStore(conn),
-      ];
-      const waiting = async (n: number) => {
-        for (let i = 0; i < 300; i++) {
-          const r = await admin.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-          );
-          if (r.rows[0]!.n === n) return;
-          await new Promise((r) => setTimeout(r, 10));
-        }
-        throw new Error(`never ${n} waiting for an advisory lock`);
-      };
-      const gate = () => {
-        let open!: () => void;
-        const p = new Promise<void>((r) => {
-          open = r;
-        });
-        return { p, open };
-      };
+      const [a, b] = [await openPostgresStore(conn), await openPostgresStore(conn)];
       try {
-        const order: string[] = [];
-        const aHolds = gate();
-        const first = a.lab.deciding(async () => {
-          order.push('a');
-          await aHolds.p;
-        });
-        while (order.length === 0) await new Promise((r) => setTimeout(r, 5));
-        const bHolds = gate();
-        const second = b.lab.deciding(
-          async () => {
-            order.push('b');
-            await bHolds.p;
-            return 'b decided';
-          },
-          () => 'b turned away',
-        );
-        await waiting(1);
-        // b waits for the turn: c would only decide after it, on a lab b will have read anyway.
-        await expect(
-          c.lab.deciding(
-            async () => 'c decided',
-            () => 'c turned away',
-          ),
-        ).resolves.toBe('c turned away');
-        aHolds.open();
-        await first;
-        while (order.length === 1) await new Promise((r) => setTimeout(r, 5));
-        expect(order).toEqual(['a', 'b']);
-        // b has the turn and has given its place in the queue up: c may wait now, and decides next.
-        const third = c.lab.deciding(
-          async () => 'c decided',
-          () => 'c turned away',
-        );
-        await waiting(1);
-        bHolds.open();
-        expect(await second).toBe('b decided');
-        expect(await third).toBe('c decided');
-        // Nobody waiting or deciding: the next one decides at once.
-        await expect(
-          a.lab.deciding(
-            async () => 'a again',
-            () => 'a turned away',
-          ),
-        ).resolves.toBe('a again');
-      } finally {
-        for (const s of [a, b, c]) await s.close();
-        await drop();
-      }
-    });
-
-    it('a worker turned away from the queue for the turn keeps its change until the waiting decision announces it', async () => {
-      const { conn, drop } = await freshSchema();
-      const [a, b, c] = [
-        await openPostgresStore(conn),
-        await openPostgresStore(conn),
-        await openPostgresStore(conn),
-      ];
-      const heard: LabWake[] = [];
-      const stop = await c.lab.listen((_what, w) => heard.push(w));
-      const claim = (s: PostgresStore, worker: string, ledger: WakeLedger) =>
-        claimNext({ store: s, config: Config.fromText(''), harness: null, worker, leaseMs: 60_000, ledger });
-      try {
-        // A change both workers heard of (any committed transaction will do for the ledger).
-        const { x } = (await admin.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!;
-        const [lb, lc] = [new WakeLedger(), new WakeLedger()];
-        for (const l of [lb, lc]) {
-          l.deciding();
-          l.changed(BigInt(x));
-        }
         let release!: () => void;
         let holding = false;
         const first = a.lab.deciding(async () => {
@@ -369,30 +279,108 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
           await new Promise<void>((r) => {
             release = r;
           });
+          return 'a decided';
         });
         while (!holding) await new Promise((r) => setTimeout(r, 5));
-        const waiter = claim(b, 'wb', lb);
-        for (let i = 0; ; i++) {
-          const r = await admin.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-          );
-          if (r.rows[0]!.n === 1) break;
-          if (i > 300) throw new Error('the second worker never queued for the turn');
-          await new Promise((r) => setTimeout(r, 10));
+        await expect(
+          b.lab.deciding(
+            async () => 'b decided',
+            () => 'b turned away',
+          ),
+        ).resolves.toBe('b turned away');
+        // Without unlessBusy (a decision nobody else would make for it) it waits its turn.
+        let waited = false;
+        const second = b.lab.deciding(async () => {
+          waited = true;
+          return 'b decided';
+        });
+        await new Promise((r) => setTimeout(r, 100));
+        expect(waited).toBe(false);
+        release();
+        expect(await first).toBe('a decided');
+        expect(await second).toBe('b decided');
+        // The turn free: the next one decides at once.
+        await expect(
+          a.lab.deciding(
+            async () => 'a again',
+            () => 'a turned away',
+          ),
+        ).resolves.toBe('a again');
+      } finally {
+        for (const s of [a, b]) await s.close();
+        await drop();
+      }
+    });
+
+    it('a worker turned away from a busy turn keeps its change until the deciding one announces what it saw', async () => {
+      const { conn, drop } = await freshSchema();
+      const [a, c] = [await openPostgresStore(conn), await openPostgresStore(conn)];
+      const heard: LabWake[] = [];
+      const stop = await c.lab.listen((_what, w) => heard.push(w));
+      const xid = async () =>
+        BigInt((await admin.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!.x);
+      try {
+        // A queued job, so that the deciding worker asks for its idents while it holds the turn.
+        await a.upsertHost({ name: 'h1' });
+        await a.createFlight({ flight: 'f', branch: 'b', intended: 'play' });
+        await a.createJob('f', 'j', 'rec');
+        await a.lab.queueFlight('f', { by: 't' });
+        await a.lab.registerWorker({ id: 'wa', host: 't', pid: 1, leaseMs: 60_000, maxJobs: 1 });
+        const seen = await xid();
+        const [la, lc] = [new WakeLedger(), new WakeLedger()];
+        for (const l of [la, lc]) {
+          l.deciding();
+          l.changed(seen);
         }
-        const turnedAway = await claim(c, 'wc', lc);
+        let release!: () => void;
+        let inside = false;
+        const gate = new Promise<void>((r) => {
+          release = r;
+        });
+        const deciding = claimNext({
+          store: a,
+          config: Config.fromText(''),
+          harness: null,
+          worker: 'wa',
+          leaseMs: 60_000,
+          ledger: la,
+          identsOf: async () => {
+            inside = true;
+            await gate;
+            return ['host'];
+          },
+        });
+        while (!inside) await new Promise((r) => setTimeout(r, 5));
+        const claim = (l: WakeLedger) =>
+          claimNext({
+            store: c,
+            config: Config.fromText(''),
+            harness: null,
+            worker: 'wc',
+            leaseMs: 60_000,
+            ledger: l,
+          });
+        const turnedAway = await claim(lc);
         expect(turnedAway.skipped).toBe(true);
         expect(turnedAway.claims).toEqual([]);
-        expect(lc.needed).toBe(true);
+        // A change after the deciding worker read the lab, which both hear of.
+        const unseen = await xid();
+        la.changed(unseen);
+        lc.changed(unseen);
         release();
-        await first;
-        const decided = await waiter;
+        const decided = await deciding;
         expect(decided.skipped).toBe(false);
+        expect(decided.claimed).toMatchObject({ job: 'j' });
         for (let i = 0; i < 300 && !heard.some((w) => w.decided); i++)
           await new Promise((r) => setTimeout(r, 10));
         const w = heard.find((h) => h.decided)!;
         expect(w.decided!.snapshot).toBe(decided.dbSnapshot);
-        lc.decided(w.decided!.snapshot, w.decided!.more, w.decided!.due, Date.now(), w.xid);
+        // It says "more": it heard of a change its read did not see.
+        expect(w.decided!.more).toBe(true);
+        // The turned-away worker: its first change is settled, the second is not; it looks again now.
+        expect(lc.heard(w)).toBe(true);
+        const again = await claim(lc);
+        expect(again.skipped).toBe(false);
         expect(lc.needed).toBe(false);
         // Without a ledger (a job allocated by hand) nobody decides for the caller: it waits its turn.
         const alone = await claimNext({
@@ -405,7 +393,7 @@ describe.skipIf(!ok)('PostgreSQL store', () => {
         expect(alone.skipped).toBe(false);
       } finally {
         await stop();
-        for (const s of [a, b, c]) await s.close();
+        for (const s of [a, c]) await s.close();
         await drop();
       }
     });

@@ -57,8 +57,6 @@ import {
 
 /** pg_advisory_lock's key for workers' allocation decisions (two int4s: "osst", "decd"). */
 const DECIDING_LOCK = [0x6f737374, 0x64656364];
-/** …and for the one place in the queue for that turn ("osst", "wait"): see deciding(). */
-const WAITING_LOCK = [0x6f737374, 0x77616974];
 
 /** The LISTEN/NOTIFY channel workers wait on. */
 export const LAB_CHANNEL = 'osstest_lab';
@@ -1612,7 +1610,7 @@ export class LabStoreImpl implements LabStore {
 
   async deciding<T>(
     fn: (lab: LabStore) => Promise<T>,
-    unlessQueued?: () => T,
+    unlessBusy?: () => T,
     announce?: (r: T) => Announcement | undefined,
   ): Promise<T> {
     const own = this.db.withConnection;
@@ -1621,17 +1619,16 @@ export class LabStoreImpl implements LabStore {
     // pooled one (busy with this process's other work) would keep every worker of the lab waiting.
     return own(async (on, c, spoilt) => {
       // Session locks: if this process dies, its connection goes and PostgreSQL lets the locks go.
-      if (unlessQueued) {
-        // One waiter at most: when changes came faster than decisions, every worker queued for the
-        // turn and each decided in it, so a call waited behind three decisions (p99 ~115 ms against
-        // one decision's ~15, bench/scheduler, 2026-12-03). The waiter gives its place up only once
-        // it has the turn, so a caller turned away here is always followed by a read of the lab.
-        const r = await c.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS got', WAITING_LOCK);
-        if (!r.rows[0]?.got) return unlessQueued();
-        // Both in one round trip, in this order (simple protocol: the keys are constants).
-        await c.query(
-          `SELECT pg_advisory_lock(${DECIDING_LOCK.join(', ')}); SELECT pg_advisory_unlock(${WAITING_LOCK.join(', ')})`,
+      if (unlessBusy) {
+        // Nobody waits for the turn: when changes came faster than decisions, every worker queued
+        // for it and each decided in turn, so a call waited behind up to three decisions (p99 ~115
+        // ms against one decision's ~15, bench/scheduler, 2026-12-03). The holder's announcement
+        // covers what it saw and says "more" for what it heard of and did not see.
+        const free = await c.query<{ got: boolean }>(
+          'SELECT pg_try_advisory_lock($1, $2) AS got',
+          DECIDING_LOCK,
         );
+        if (!free.rows[0]?.got) return unlessBusy();
       } else await c.query('SELECT pg_advisory_lock($1, $2)', DECIDING_LOCK);
       const unlock = `SELECT pg_advisory_unlock(${DECIDING_LOCK.join(', ')})`;
       let r: T;
@@ -1643,8 +1640,8 @@ export class LabStoreImpl implements LabStore {
         throw e;
       }
       const a = announce?.(r);
-      // Said before the turn is given up (so a worker waiting for it hears it first), in the same
-      // round trip: under load every round trip of a turn made every waiting worker wait longer.
+      // Said before the turn is given up (a worker turned away, hearing it, may find the turn free),
+      // in the same round trip: under load every round trip of a turn delayed the next decision.
       const say = a?.snapshot === undefined ? [] : ['BEGIN', inline(c, announcement(a)), 'COMMIT'];
       await c.query([...say, unlock].join(';\n')).catch(spoilt);
       return r;

@@ -428,9 +428,9 @@ export interface LabStore {
    * already waits for the one writer there). Workers deciding one at a time never plan from a lab
    * another is changing, so no decision is wasted on a race it was bound to lose.
    *
-   * With `unlessQueued`: when another worker is already waiting for the turn (PostgreSQL), returns
-   * what it returns at once instead of waiting too. That worker reads the lab after this call began,
-   * so its decision sees every change this caller knows of (and its announcement says so).
+   * With `unlessBusy`: when another worker has the turn (PostgreSQL), returns what it returns at
+   * once instead of waiting. The caller relies on that worker's announcement: it covers the changes
+   * its read saw, and says there is more when it heard of others (see WakeLedger).
    *
    * `fn` is given the lab store to decide with: on PostgreSQL, one whose transactions run on the
    * connection that holds the turn.
@@ -440,7 +440,7 @@ export interface LabStore {
    */
   deciding<T>(
     fn: (lab: LabStore) => Promise<T>,
-    unlessQueued?: () => T,
+    unlessBusy?: () => T,
     announce?: (r: T) => Announcement | undefined,
   ): Promise<T>;
   /** Whether listen() really delivers wake-ups (else workers must poll more often). */
