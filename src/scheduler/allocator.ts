@@ -532,7 +532,10 @@ export interface ClaimOutcome {
    * find nothing, until the lab changes).
    */
   more: boolean;
-  /** No decision was made: another worker's had already seen what woke this one (see WakeLedger). */
+  /**
+   * No decision was made: another worker's had already seen what woke this one, or another worker
+   * was deciding and its announcement will say (see WakeLedger, LabStore.deciding).
+   */
   skipped: boolean;
   /** PostgreSQL: the snapshot the (last) plan was made from. */
   dbSnapshot?: string;
@@ -581,8 +584,8 @@ export async function claimNext(o: ClaimOptions): Promise<ClaimOutcome> {
   const out = await o.store.lab.deciding(
     async (lab) => {
       waited = performance.now() - t0;
-      // Another worker's decision, made while this one waited for its turn, may have seen all that
-      // woke it and left nothing to start.
+      // Another worker's decision, announced since this one was woken (or, without a ledger, made
+      // while it waited for its turn), may have seen all that woke it and left nothing to start.
       if (o.ledger && !o.ledger.needed) return { ...emptyOutcome(), skipped: true };
       o.ledger?.deciding();
       const got = await decideNext({ ...o, cache, lab });
