@@ -1130,12 +1130,28 @@ export async function openSqliteStore(path: string): Promise<Store> {
   checkNonEmpty('sqlite database path', path);
   const memory = path === ':memory:';
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
   let db: Database.Database;
-  try {
-    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-  } catch (err) {
-    throw new StoreError(`cannot open sqlite database ${path}: ${(err as Error).message}`);
+  for (;;) {
+    try {
+      db = openAndMigrate(path, memory);
+      break;
+    } catch (err) {
+      // Several processes opening a fresh file at once: switching it to WAL can fail at once with
+      // SQLITE_BUSY instead of waiting (SQLite does not wait where waiting could deadlock). Try again.
+      const busy = (err as { code?: string }).code === 'SQLITE_BUSY';
+      if (!busy || Date.now() >= deadline) {
+        if (err instanceof StoreError) throw err;
+        throw new StoreError(`cannot open sqlite database ${path}: ${(err as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 45));
+    }
   }
+  return new SqliteStore(db, path);
+}
+
+function openAndMigrate(path: string, memory: boolean): Database.Database {
+  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
   try {
     if (!memory) {
       const mode = db.pragma('journal_mode = WAL', { simple: true });
@@ -1145,10 +1161,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrateSqlite(db, path);
+    return db;
   } catch (err) {
     db.close();
-    if (err instanceof StoreError) throw err;
-    throw new StoreError(`cannot open sqlite database ${path}: ${(err as Error).message}`);
+    throw err;
   }
-  return new SqliteStore(db, path);
 }
