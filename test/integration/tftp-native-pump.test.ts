@@ -6,7 +6,16 @@
  */
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,13 +90,26 @@ describe.skipIf(!binding)('TFTP native pump: off the event loop, and leak-free',
   });
 
   it('leaves no fds or threads behind, however transfers end', async () => {
-    const fds = () => readdirSync('/proc/self/fd').length;
+    // Each open fd with what it is: one that something else in this process closes meanwhile is
+    // not ours to count (the count alone once came out one short: 21 against 22 before).
+    const fdSet = () =>
+      new Set(
+        readdirSync('/proc/self/fd').map((fd) => {
+          try {
+            return `${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+          } catch {
+            return `${fd} (gone)`;
+          }
+        }),
+      );
+    const leakedFds = (before: Set<string>) =>
+      [...fdSet()].filter((f) => !before.has(f) && !f.endsWith('(gone)'));
     const threads = () => readdirSync('/proc/self/task').length;
     // Warm up what Node creates once (libuv's thread pool for file opens).
     const warm = await startTftpServer({ root: base, host: '127.0.0.1', port: 0, dataPump: 'native' });
     await tftpGet({ port: warm.address().port, file: 'small.bin' });
     await warm.close();
-    const before = { fds: fds(), threads: threads() };
+    const before = { fds: fdSet(), threads: threads() };
 
     const server = await startTftpServer({
       root: base,
@@ -140,8 +162,10 @@ describe.skipIf(!binding)('TFTP native pump: off the event loop, and leak-free',
       'timeout',
     ]);
     // File handles close asynchronously; give them a moment.
-    for (let i = 0; i < 100 && (fds() !== before.fds || threads() !== before.threads); i++) await sleep(10);
-    expect({ fds: fds(), threads: threads() }).toEqual(before);
+    for (let i = 0; i < 100 && (leakedFds(before.fds).length > 0 || threads() > before.threads); i++)
+      await sleep(10);
+    expect(leakedFds(before.fds)).toEqual([]);
+    expect(threads()).toBeLessThanOrEqual(before.threads);
   });
 });
 
