@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, StoreError } from '../../src/db/errors.js';
-import type { HoldEvent, LabWake } from '../../src/db/lab/types.js';
+import type { Announcement, HoldEvent, LabWake } from '../../src/db/lab/types.js';
 import type { Store } from '../../src/db/store.js';
 import { WakeLedger } from '../../src/scheduler/wake-ledger.js';
 import type { StoreFixture } from './store-suite.js';
@@ -674,9 +674,21 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
         expect(store.kind).toBe('sqlite');
         const s = await store.lab.schedulerState({ now: T0, historySince: 0 });
         expect(s.snapshot).toBeUndefined();
-        await expect(store.lab.announceDecision(s.snapshot, false)).resolves.toBeUndefined();
+        const said = await store.lab.deciding(
+          async () => 'decided',
+          undefined,
+          () => ({ snapshot: s.snapshot, more: false }),
+        );
+        expect(said).toBe('decided');
         return;
       }
+      // A decision's announcement, said as the turn is given up.
+      const announce = (a: Announcement) =>
+        store.lab.deciding(
+          async () => undefined,
+          undefined,
+          () => a,
+        );
       const other = fx.reopen ? await fx.reopen() : store;
       if (other !== store) others.push(other);
       const heard: LabWake[] = [];
@@ -697,7 +709,7 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
         ledger.deciding();
         ledger.changed(xid);
         expect(ledger.needed).toBe(true);
-        await store.lab.announceDecision(s.snapshot, false, T0 + 5_000);
+        await announce({ snapshot: s.snapshot, more: false, due: T0 + 5_000 });
         await until(2);
         const d = heard[1]!.decided!;
         expect(d).toEqual({ snapshot: s.snapshot, more: false, due: T0 + 5_000 });
@@ -705,7 +717,7 @@ export function defineLabStoreSuite(label: string, makeStore: () => Promise<Stor
         expect(ledger.needed).toBe(false);
         // A decision that left more names its own transaction: work for whoever decides next, done
         // once a decision that saw that transaction finds nothing more.
-        await store.lab.announceDecision(s.snapshot, true, Number.POSITIVE_INFINITY);
+        await announce({ snapshot: s.snapshot, more: true, due: Number.POSITIVE_INFINITY });
         await until(3);
         const more = heard[2]!;
         expect(more.decided).toEqual({ snapshot: s.snapshot, more: true, due: Number.POSITIVE_INFINITY });

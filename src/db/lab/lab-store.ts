@@ -398,7 +398,7 @@ function* notify(d: Dialect, what: string): TxBody<void> {
 }
 
 /**
- * The NOTIFY of a decision (see announceDecision). It names its own transaction, which commits
+ * The NOTIFY of a decision (see Announcement). It names its own transaction, which commits
  * after the decision's claims (see LabWake).
  */
 function announcement(a: Announcement): Stmt {
@@ -1645,16 +1645,6 @@ export class LabStoreImpl implements LabStore {
       const say = a?.snapshot === undefined ? [] : ['BEGIN', inline(c, announcement(a)), 'COMMIT'];
       await c.query([...say, unlock].join(';\n')).catch(spoilt);
       return r;
-    });
-  }
-
-  async announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void> {
-    if (!this.db.dialect.pg || snapshot === undefined) return;
-    // One round trip (BEGIN, NOTIFY, COMMIT): it is said while the decision still holds its turn.
-    await this.db.tx('announceDecision', function* () {
-      yield* batch([announcement({ snapshot, more, ...(due === undefined ? {} : { due }) })], {
-        commit: true,
-      });
     });
   }
 

@@ -106,7 +106,7 @@ export interface SchedulerState {
   history?: PastJobRun[];
   /** Changes whenever any job's history may have changed. */
   historyMark: number;
-  /** PostgreSQL: the snapshot all of it was read at (`pg_current_snapshot()`), for announceDecision. */
+  /** PostgreSQL: the snapshot all of it was read at (`pg_current_snapshot()`), for a decision's announcement. */
   snapshot?: string;
 }
 
@@ -165,7 +165,11 @@ export type ShareTake =
   | { action: 'join'; host: string; type: string; harness: string }
   | { action: 'start'; host: string; type: string; harness: string; slots: number; wearLimit: number };
 
-/** What an allocation decision tells the other workers: see announceDecision. */
+/**
+ * What an allocation decision tells the other workers (PostgreSQL: NOTIFY; see deciding): it read
+ * the lab at `snapshot` and did or did not leave `more` to start; its plan has something fall due at
+ * `due`. See scheduler/wake-ledger.ts.
+ */
 export interface Announcement {
   snapshot: string | undefined;
   more: boolean;
@@ -418,11 +422,6 @@ export interface LabStore {
    */
   listen(onWake: (what: string, wake: LabWake) => void): Promise<() => Promise<void>>;
   /**
-   * Tells the other workers (PostgreSQL: NOTIFY) that a decision read the lab at `snapshot` and did
-   * or did not leave more to start: see scheduler/wake-ledger.ts. Nothing on sqlite.
-   */
-  announceDecision(snapshot: string | undefined, more: boolean, due?: Millis): Promise<void>;
-  /**
    * Runs `fn` while no other worker of the lab runs its own (PostgreSQL: an advisory lock held by a
    * connection of this process, released if the process dies; sqlite: as it is, since a take
    * already waits for the one writer there). Workers deciding one at a time never plan from a lab
@@ -435,8 +434,8 @@ export interface LabStore {
    * `fn` is given the lab store to decide with: on PostgreSQL, one whose transactions run on the
    * connection that holds the turn.
    *
-   * With `announce`: what it makes of `fn`'s result is announced (see announceDecision) while the
-   * turn is still held, in the same round trip that gives the turn up.
+   * With `announce`: what it makes of `fn`'s result is announced (see Announcement; nothing on
+   * sqlite) while the turn is still held, in the same round trip that gives the turn up.
    */
   deciding<T>(
     fn: (lab: LabStore) => Promise<T>,
