@@ -261,7 +261,7 @@ async function refreshHistory(o: AllocatorOptions): Promise<void> {
 export async function labSnapshot(
   o: AllocatorOptions,
   extra?: QueuedJobInput,
-  /** The kept history was brought up to date just before (refreshHistory): do not read it again. */
+  /** The kept history is kept up to date apart from the decision (claimNext's refreshHistory): do not read it here. */
   historyFresh = false,
 ): Promise<LabSnapshot> {
   const { config } = o;
